@@ -1,0 +1,341 @@
+//! The `meshpay` command line: the daemon (`run`) and the tools that talk to
+//! it or inspect things offline.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+use crate::config::{Config, DEFAULT_CONFIG, PluginRef};
+use crate::control::Client;
+use crate::identity::Identity;
+use crate::state_dir::{CONFIG_FILE, KEY_FILE, StateDir};
+use crate::{builtins, runtime};
+
+/// meshpay: a plugin-based mesh router that carries payment bundles
+/// store-carry-forward across 802.11s and other links.
+#[derive(Debug, Parser)]
+#[command(name = "meshpay", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Where the node keeps its key, its database and its control socket.
+    /// Default: $XDG_STATE_HOME/meshpay, or /var/lib/meshpay as root.
+    #[arg(long, global = true, env = "MESHPAY_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Log level: error, warn, info, debug or trace (RUST_LOG overrides).
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the router in the foreground until SIGINT or SIGTERM.
+    ///
+    /// The configuration is FILE if given, else <state-dir>/meshpay.toml if it
+    /// exists, else the embedded defaults (a single node with the default
+    /// plugins, no radio; see `meshpay config default`).
+    Run {
+        /// TOML configuration file.
+        #[arg(long, env = "MESHPAY_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Show the running node's status: identity, uptime, plugins, neighbours.
+    Status {
+        /// Print the raw JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show this node's identity (public key as hex and as a did:key).
+    Id {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// List the plugins built into this binary.
+    List,
+    /// Load a plugin library, validate it as the router would, and print its
+    /// descriptor (or why it cannot be loaded; exit status 1).
+    Inspect {
+        /// The plugin library (.so).
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the embedded default configuration.
+    Default,
+    /// Check a configuration file and print what the router would do with it.
+    Check { file: PathBuf },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("meshpay: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // No colour codes when stderr is a pipe (procd, syslog, test logs).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    if let Some(level) = &cli.log_level {
+        if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+            bail!("--log-level `{level}` is not one of error, warn, info, debug, trace");
+        }
+    }
+    match cli.command {
+        Command::Run { config } => {
+            let explicit = cli.state_dir.as_deref();
+            // A config file given explicitly may name the state directory;
+            // otherwise the state directory may hold the config file.
+            let (config, origin) = match &config {
+                Some(path) => (Config::load(Some(path))?, path.display().to_string()),
+                None => {
+                    let dir = StateDir::resolve(explicit)?;
+                    let in_dir = dir.join(CONFIG_FILE);
+                    if in_dir.exists() {
+                        (Config::load(Some(&in_dir))?, in_dir.display().to_string())
+                    } else {
+                        (Config::default_config(), "embedded defaults".to_owned())
+                    }
+                }
+            };
+            let state_dir = StateDir::resolve(explicit.or(config.node.state_dir.as_deref()))?;
+            let level =
+                cli.log_level.clone().or(config.node.log_level.clone()).unwrap_or_else(|| "info".into());
+            init_logging(&level);
+            tracing::info!("configuration: {origin}");
+            runtime::run(state_dir, config)
+        }
+        Command::Status { json } => {
+            let state_dir = StateDir::resolve(cli.state_dir.as_deref())?;
+            let status = Client::connect(&state_dir.control_socket())?.call("status", Value::Null)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print_status(&status);
+            }
+            Ok(())
+        }
+        Command::Id { json } => {
+            let state_dir = StateDir::resolve(cli.state_dir.as_deref())?;
+            let key = state_dir.join(KEY_FILE);
+            if !key.exists() {
+                bail!(
+                    "no node identity in {} yet: it is created when the node first starts (`meshpay run`)",
+                    state_dir.path().display()
+                );
+            }
+            let id = Identity::load(&key)?;
+            if json {
+                let v = serde_json::json!({"id": id.hex(), "did": id.did_key(), "endpoint": id.endpoint()});
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("id:       {}\ndid:      {}\nendpoint: {}", id.hex(), id.did_key(), id.endpoint());
+            }
+            Ok(())
+        }
+        Command::Plugins(PluginsCommand::List) => {
+            for (id, entry) in builtins::BUILTINS {
+                match meshpay_host::Plugin::builtin(*entry) {
+                    Ok(p) => print_descriptor(&p, false),
+                    Err(e) => println!("{id}: INVALID: {e}"),
+                }
+            }
+            Ok(())
+        }
+        Command::Plugins(PluginsCommand::Inspect { file, json }) => {
+            let plugin = meshpay_host::Plugin::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+            print_descriptor(&plugin, json);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Default) => {
+            print!("{DEFAULT_CONFIG}");
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check { file }) => check_config(&file, cli.state_dir.as_deref()),
+    }
+}
+
+fn descriptor_json(p: &meshpay_host::Plugin) -> Value {
+    let d = p.descriptor();
+    serde_json::json!({
+        "id": d.id,
+        "name": d.name,
+        "version": d.version,
+        "vendor": d.vendor,
+        "description": d.description,
+        "abi": d.abi.to_string(),
+        "kinds": meshpay_host::kind_names(d.kinds),
+        "transport_mode": d.transport_mode.map(|m| format!("{m:?}")),
+        "source": p.path().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in".into()),
+    })
+}
+
+fn print_descriptor(p: &meshpay_host::Plugin, json: bool) {
+    let v = descriptor_json(p);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
+    }
+    let d = p.descriptor();
+    println!("{}", d.id);
+    println!("  name:        {}", d.name);
+    println!("  version:     {}", d.version);
+    println!("  vendor:      {}", d.vendor);
+    if !d.description.is_empty() {
+        println!("  description: {}", d.description);
+    }
+    println!("  ABI:         {} (router: {})", d.abi, meshpay_abi::ABI_VERSION);
+    println!("  kinds:       {}", meshpay_host::kind_names(d.kinds).join(", "));
+    if let Some(mode) = d.transport_mode {
+        println!("  transport:   {mode:?} mode");
+    }
+    println!("  source:      {}", v["source"].as_str().unwrap_or(""));
+}
+
+fn print_status(s: &Value) {
+    let n = &s["node"];
+    println!("node      {} ({})", n["name"].as_str().unwrap_or(""), n["id"].as_str().unwrap_or(""));
+    println!("did       {}", n["did"].as_str().unwrap_or(""));
+    println!("endpoint  {}", n["endpoint"].as_str().unwrap_or(""));
+    println!(
+        "version   {} (plugin ABI {})",
+        s["version"].as_str().unwrap_or(""),
+        s["abi"].as_str().unwrap_or("")
+    );
+    println!("uptime    {:.1} s", s["uptime_s"].as_f64().unwrap_or(0.0));
+    println!("plugins");
+    for p in s["plugins"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<40} {:<10} ABI {:<5} {}",
+            p["id"].as_str().unwrap_or(""),
+            p["version"].as_str().unwrap_or(""),
+            p["abi"].as_str().unwrap_or(""),
+            p["source"].as_str().unwrap_or("")
+        );
+    }
+    println!("transports");
+    for t in s["transports"].as_array().into_iter().flatten() {
+        let state = match t["reason"].as_str() {
+            Some(r) => format!("{}: {r}", t["state"].as_str().unwrap_or("")),
+            None => t["state"].as_str().unwrap_or("").to_owned(),
+        };
+        println!(
+            "  {:<12} {:<40} {}  in {} out {}",
+            t["name"].as_str().unwrap_or(""),
+            t["plugin"].as_str().unwrap_or(""),
+            state,
+            t["frames_in"],
+            t["frames_out"]
+        );
+    }
+    println!("neighbours");
+    for nb in s["neighbours"].as_array().into_iter().flatten() {
+        println!(
+            "  {} via {} {} ({:.0} s)",
+            nb["node"].as_str().unwrap_or(""),
+            nb["transport"].as_str().unwrap_or(""),
+            nb["peer"].as_str().unwrap_or(""),
+            nb["for_s"].as_f64().unwrap_or(0.0)
+        );
+    }
+}
+
+/// Parses a config, loads (without creating) every plugin it names, and
+/// prints what the router would run. Any problem is an error.
+fn check_config(file: &Path, state_dir: Option<&Path>) -> anyhow::Result<()> {
+    let config = Config::load(Some(file))?;
+    let state_dir = StateDir::resolve(state_dir.or(config.node.state_dir.as_deref()))?;
+    let plugin_dir = config.plugin_dir();
+    let mut problems = Vec::new();
+    println!("config {}: syntax and keys OK", file.display());
+    println!("state dir: {}", state_dir.path().display());
+    let mut check = |kind: &str, name: &str, section: &crate::config::PluginSection| {
+        if !section.enabled {
+            println!("{kind} \"{name}\": disabled");
+            return;
+        }
+        let r = section.plugin_ref(&plugin_dir);
+        let what = match &r {
+            PluginRef::Builtin(id) => format!("built-in {id}"),
+            PluginRef::Library(p) => p.display().to_string(),
+        };
+        match runtime::load_plugin(&r) {
+            Ok(p) => {
+                let d = p.descriptor();
+                let wanted = match kind {
+                    "transport" => meshpay_abi::MP_KIND_TRANSPORT,
+                    "routing" => meshpay_abi::MP_KIND_ROUTING,
+                    _ => meshpay_abi::MP_KIND_CONSENSUS,
+                };
+                if d.kinds & wanted == 0 {
+                    problems.push(format!(
+                        "{kind} \"{name}\": {what} is not a {kind} plugin (it is {})",
+                        meshpay_host::kind_names(d.kinds).join(", ")
+                    ));
+                } else {
+                    println!(
+                        "{kind} \"{name}\": {} {} (ABI {}) from {what}, config {}",
+                        d.id,
+                        d.version,
+                        d.abi,
+                        String::from_utf8_lossy(&section.config_json(state_dir.path()))
+                    );
+                }
+            }
+            Err(e) => problems.push(format!("{kind} \"{name}\": {e}")),
+        }
+    };
+    for (i, t) in config.transports.iter().enumerate() {
+        check("transport", &config.transport_name(i), t);
+    }
+    if let Some(r) = &config.routing {
+        check("routing", r.name.as_deref().unwrap_or("routing"), r);
+    }
+    if let Some(c) = &config.consensus {
+        check("consensus", c.name.as_deref().unwrap_or("consensus"), c);
+    }
+    if problems.is_empty() {
+        println!("OK");
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("error: {p}");
+        }
+        Err(anyhow::anyhow!("{} problem(s) in {}", problems.len(), file.display()))
+            .context("config check failed")
+    }
+}

@@ -1,0 +1,16 @@
+//! The meshpay router: the daemon and its command line.
+//!
+//! * [`runtime`]: `meshpay run`, the tokio event loop that drives the engine
+//!   and the plugin instances;
+//! * [`control`]: the JSON control API on the node's Unix socket;
+//! * [`config`], [`state_dir`], [`identity`]: what a node is made of;
+//! * [`builtins`]: plugins linked into the binary;
+//! * [`cli`]: the `meshpay` commands.
+
+pub mod builtins;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod identity;
+pub mod runtime;
+pub mod state_dir;

@@ -1,0 +1,122 @@
+//! `meshpay run`: the daemon. One tokio event-loop thread owns the node
+//! (engine and plugin instances) and multiplexes: control requests, frames
+//! and link events from transports, timers, fd readiness, and signals.
+//! OWN_THREAD transports run their own threads and reach the loop through
+//! bounded queues.
+
+mod node;
+mod services;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::control::{self, Reply};
+use crate::identity::Identity;
+use crate::state_dir::{KEY_FILE, StateDir};
+pub use node::load_plugin;
+use node::{ChannelEvents, FRAME_QUEUE, Node};
+use services::Services;
+
+/// Frames handled per loop turn before other sources get a look in.
+const FRAME_BATCH: usize = 256;
+
+/// Runs the node until SIGINT or SIGTERM.
+pub fn run(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the event loop")?;
+    rt.block_on(run_node(state_dir, config))
+}
+
+async fn run_node(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
+    state_dir.ensure()?;
+    let _lock = state_dir.lock()?;
+    let identity = Arc::new(Identity::load_or_create(&state_dir.join(KEY_FILE))?);
+    let name = config.node.name.clone().unwrap_or_else(host_name);
+    tracing::info!(
+        "meshpay {} starting: node \"{name}\" {} ({}), state dir {}",
+        env!("CARGO_PKG_VERSION"),
+        identity.hex(),
+        identity.did_key(),
+        state_dir.path().display()
+    );
+
+    let services = Arc::new(Services::new(identity.clone(), name.clone()));
+    let (frame_tx, mut frame_rx) = mpsc::channel(FRAME_QUEUE);
+    let (link_tx, mut link_rx) = mpsc::unbounded_channel();
+    let events = Arc::new(ChannelEvents { frames: frame_tx, links: link_tx, dropped: AtomicU64::new(0) });
+    let mut node = Node::new(services.clone(), identity, name, events, state_dir.path());
+    node.create_transports(&config, state_dir.path());
+
+    let (call_tx, mut call_rx) = mpsc::channel(64);
+    let socket = state_dir.control_socket();
+    let server = control::serve(&socket, call_tx)?;
+    tracing::info!("control socket {}", socket.display());
+    node.start_transports();
+
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let reason = loop {
+        let deadline = services.next_deadline();
+        let sleep = async {
+            match deadline {
+                Some(d) => {
+                    tokio::time::sleep(Duration::from_millis(d.saturating_sub(services.uptime_ms()))).await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let fds_ready =
+            std::future::poll_fn(|cx| services.fds.lock().unwrap_or_else(|e| e.into_inner()).poll_ready(cx));
+        tokio::select! {
+            _ = sigint.recv() => break "SIGINT",
+            _ = sigterm.recv() => break "SIGTERM",
+            Some(call) = call_rx.recv() => {
+                let reply = match node.control(&call.request.method, &call.request.params) {
+                    Ok(v) => Reply::ok(v),
+                    Err(e) => Reply::err(e),
+                };
+                let _ = call.reply.send(reply);
+            }
+            Some(msg) = link_rx.recv() => node.on_transport_msg(msg),
+            Some(msg) = frame_rx.recv() => {
+                node.on_transport_msg(msg);
+                for _ in 1..FRAME_BATCH {
+                    match frame_rx.try_recv() {
+                        Ok(msg) => node.on_transport_msg(msg),
+                        Err(_) => break,
+                    }
+                }
+            }
+            ready = fds_ready => node.on_fds_ready(ready),
+            _ = sleep => node.fire_timers(),
+            _ = std::future::ready(()), if node.has_pending_fds() => {
+                let pending = node.take_pending_fds();
+                node.on_fds_ready(pending);
+            }
+        }
+        node.run_actions();
+    };
+
+    tracing::info!("shutting down ({reason})");
+    server.abort();
+    node.shutdown();
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!("meshpay stopped");
+    Ok(())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "meshpay".into())
+}

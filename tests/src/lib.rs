@@ -1,0 +1,245 @@
+//! Harness for meshpay's system tests: it runs the real `meshpay` binary as
+//! separate processes, builds C plugins with the system compiler, and finds
+//! the Rust plugin libraries cargo built.
+//!
+//! Everything here assumes `cargo build --workspace` ran first (the README's
+//! test command does); a missing artifact fails the test with that advice.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
+}
+
+/// `target/<profile>`: the directory holding this test's `deps/`.
+pub fn target_profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary in deps/");
+    deps.parent().expect("deps/ in a profile dir").to_owned()
+}
+
+fn artifact(name: &str) -> PathBuf {
+    let p = target_profile_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace first (`cargo build --workspace`, or run the README's test command)",
+        p.display()
+    );
+    p
+}
+
+/// The `meshpay` binary.
+pub fn meshpay_bin() -> PathBuf {
+    artifact("meshpay")
+}
+
+/// A Rust plugin library built by cargo: `lib<name>.so`.
+pub fn cdylib(name: &str) -> PathBuf {
+    artifact(&format!("lib{name}.so"))
+}
+
+/// The ABI headers.
+pub fn include_dir() -> PathBuf {
+    repo_root().join("abi/include")
+}
+
+/// Compiles C sources into a plugin library with the system C compiler,
+/// exporting only the entry symbol. `header` is the `meshpay_plugin.h` to
+/// build against (e.g. a golden copy of an older minor).
+pub fn build_c_plugin(sources: &[PathBuf], header: &Path, out_dir: &Path, name: &str) -> PathBuf {
+    let inc = out_dir.join(format!("{name}-include"));
+    std::fs::create_dir_all(&inc).unwrap();
+    std::fs::copy(header, inc.join("meshpay_plugin.h")).unwrap();
+    let map = out_dir.join(format!("{name}.map"));
+    std::fs::write(&map, "MESHPAY_1 { global: meshpay_plugin_entry; local: *; };\n").unwrap();
+    let out = out_dir.join(format!("lib{name}.so"));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2", "-fPIC", "-shared", "-fvisibility=hidden"])
+        .arg("-I")
+        .arg(&inc)
+        .args(sources)
+        .arg(format!("-Wl,--version-script={}", map.display()))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}`: {e}"));
+    assert!(status.success(), "compiling {sources:?} failed");
+    out
+}
+
+/// Symbols a shared library defines and exports (`nm -D --defined-only`),
+/// without version suffixes.
+pub fn exported_symbols(lib: &Path) -> Vec<String> {
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only", "--format=posix"])
+        .arg(lib)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run nm (binutils): {e}"));
+    assert!(out.status.success(), "nm failed on {}", lib.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|s| s.split('@').next().unwrap_or(s).to_owned())
+        // Version-node definitions (e.g. MESHPAY_1) are absolute symbols, not code.
+        .filter(|s| !s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .collect()
+}
+
+/// Runs `meshpay` with arguments and returns its output.
+pub fn meshpay(args: &[&str]) -> Output {
+    Command::new(meshpay_bin()).args(args).output().expect("run meshpay")
+}
+
+/// Polls `f` every 50 ms until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A `meshpay run` process with its own state directory. Killed on drop.
+pub struct NodeProc {
+    child: Option<Child>,
+    state_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl NodeProc {
+    /// Writes `config` to `<dir>/meshpay.toml` and runs a node on state
+    /// directory `<dir>/state`; waits until its control socket answers.
+    pub fn start(dir: &Path, config: &str) -> NodeProc {
+        let node = Self::spawn(dir, config, &[]);
+        let status = wait_for(Duration::from_secs(20), || node.status().ok());
+        assert!(
+            status.is_some(),
+            "node in {} did not answer `status`; its log:\n{}",
+            dir.display(),
+            node.log()
+        );
+        node
+    }
+
+    /// Like `start`, without waiting (for nodes expected to fail).
+    pub fn spawn(dir: &Path, config: &str, extra_env: &[(&str, &str)]) -> NodeProc {
+        std::fs::create_dir_all(dir).unwrap();
+        let config_path = dir.join("meshpay.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let state_dir = dir.join("state");
+        let log = dir.join("node.log");
+        let child = Command::new(meshpay_bin())
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .envs(extra_env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("node.stdout")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn meshpay run");
+        NodeProc { child: Some(child), state_dir, log }
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `meshpay status --json`, parsed.
+    pub fn status(&self) -> Result<Value, String> {
+        let out = self.cli(&["status", "--json"]);
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+    }
+
+    /// Runs a `meshpay` CLI command against this node.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(meshpay_bin())
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(args)
+            .output()
+            .expect("run meshpay")
+    }
+
+    /// Polls status until `pred` holds; panics with the log otherwise.
+    pub fn wait_status(&self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        let got = wait_for(timeout, || {
+            let s = self.status().ok()?;
+            let ok = pred(&s);
+            last = s.clone();
+            ok.then_some(s)
+        });
+        got.unwrap_or_else(|| {
+            panic!("timed out waiting for {what}; last status:\n{last:#}\nlog:\n{}", self.log())
+        })
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
+    /// Waits for the process to exit (up to `timeout`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let status = wait_for(timeout, || child.try_wait().ok().flatten());
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
+    /// SIGTERM, then waits; returns the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let log = self.log();
+        self.wait_exit(Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("node did not stop on SIGTERM; log:\n{log}"))
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Finds the transport named `name` in a status.
+pub fn transport<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["transports"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["name"] == name))
+        .unwrap_or_else(|| panic!("no transport {name} in status {status:#}"))
+}
