@@ -106,12 +106,15 @@ impl StateDir {
     }
 }
 
+/// An absolute path without `.` components (they would show up in every
+/// message that names a file in the directory).
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
-    if p.is_absolute() {
-        Ok(p.to_owned())
+    let joined = if p.is_absolute() {
+        p.to_owned()
     } else {
-        Ok(std::env::current_dir().context("cannot read the current directory")?.join(p))
-    }
+        std::env::current_dir().context("cannot read the current directory")?.join(p)
+    };
+    Ok(joined.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect())
 }
 
 #[cfg(test)]
@@ -120,8 +123,9 @@ mod tests {
 
     #[test]
     fn explicit_dir_wins_and_relative_paths_become_absolute() {
-        let d = StateDir::resolve(Some(Path::new("rel/state"))).unwrap();
+        let d = StateDir::resolve(Some(Path::new("./rel/./state"))).unwrap();
         assert!(d.path().is_absolute());
+        assert!(!d.path().to_string_lossy().contains("/./"), "{}", d.path().display());
         assert!(d.path().ends_with("rel/state"));
         assert_eq!(d.control_socket(), d.path().join("control.sock"));
     }
