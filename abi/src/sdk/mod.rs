@@ -20,12 +20,16 @@
 //! and, in the plugin's `cdylib` wrapper crate:
 //! `meshpay_abi::export_plugin_entry!(my_plugin::plugin_entry);`
 
+#[cfg(feature = "config")]
+mod config;
 mod consensus;
 mod guard;
 mod host;
 mod routing;
 mod transport;
 
+#[cfg(feature = "config")]
+pub use config::parse_config;
 pub use consensus::{ConsensusHost, ConsensusPlugin, ConsensusVtable, Reply, Table};
 pub use guard::PluginError;
 pub use host::{Host, Level};

@@ -1,0 +1,1 @@
+//! Epidemic routing plugin.

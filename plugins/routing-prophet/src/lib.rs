@@ -1,0 +1,1 @@
+//! PRoPHET routing plugin (RFC 6693).

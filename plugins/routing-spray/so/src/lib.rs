@@ -1,0 +1,4 @@
+//! Binary spray-and-wait routing plugin, as a plugin library exporting only `meshpay_plugin_entry`
+//! (rustc's own version script keeps every other symbol local).
+
+meshpay_abi::export_plugin_entry!(meshpay_routing_spray::plugin_entry);

@@ -1,0 +1,1 @@
+//! Binary spray-and-wait routing plugin.

@@ -1,0 +1,1 @@
+//! UDP transport plugin: neighbour discovery by beacons, fragmentation, timeouts.

@@ -1,0 +1,1 @@
+//! The node's LMDB environment: the bundle store and the plugins' tables.
