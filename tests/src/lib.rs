@@ -5,6 +5,8 @@
 //! Everything here assumes `cargo build --workspace` ran first (the README's
 //! test command does); a missing artifact fails the test with that advice.
 
+pub mod lab;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -16,11 +18,13 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
 }
 
-/// `target/<profile>`: the directory holding this test's `deps/`.
+/// `target/<profile>`: where cargo put this executable (tests live in its
+/// `deps/`; binaries such as the benchmarks directly in it).
 pub fn target_profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("test binary in deps/");
-    deps.parent().expect("deps/ in a profile dir").to_owned()
+    let dir = exe.parent().expect("an executable has a directory");
+    if dir.file_name().is_some_and(|n| n == "deps") { dir.parent().expect("deps/ has a parent") } else { dir }
+        .to_owned()
 }
 
 fn artifact(name: &str) -> PathBuf {
@@ -33,9 +37,34 @@ fn artifact(name: &str) -> PathBuf {
     p
 }
 
-/// The `meshpay` binary.
+/// The `meshpay` binary, refused if it is older than the sources it is
+/// built from (`cargo test -p meshpay-tests` does not rebuild it, and a
+/// stale binary makes tests pass or fail for the wrong reasons).
 pub fn meshpay_bin() -> PathBuf {
-    artifact("meshpay")
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let bin = artifact("meshpay");
+            let built = std::fs::metadata(&bin).and_then(|m| m.modified()).expect("binary mtime");
+            // Cargo's dep-info file lists exactly the sources the binary
+            // was built from.
+            let dep_info = std::fs::read_to_string(bin.with_extension("d")).unwrap_or_default();
+            let sources = dep_info.split_once(": ").map(|(_, deps)| deps).unwrap_or("");
+            let stale = sources
+                .split_whitespace()
+                .map(Path::new)
+                .filter(|p| std::fs::metadata(p).and_then(|m| m.modified()).is_ok_and(|t| t > built))
+                .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+            if let Some(path) = stale {
+                panic!(
+                    "{} is older than {}: rebuild with `cargo build --workspace` (the README's test command does)",
+                    bin.display(),
+                    path.display()
+                );
+            }
+            bin
+        })
+        .clone()
 }
 
 /// A Rust plugin library built by cargo: `lib<name>.so`.
@@ -242,4 +271,142 @@ pub fn transport<'a>(status: &'a Value, name: &str) -> &'a Value {
         .as_array()
         .and_then(|ts| ts.iter().find(|t| t["name"] == name))
         .unwrap_or_else(|| panic!("no transport {name} in status {status:#}"))
+}
+
+/// A network namespace created by a test, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip").args(args).output().map_err(|e| format!("cannot run ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Runs a command inside a namespace.
+pub fn in_ns(ns: &str, args: &[&str]) -> Result<(), String> {
+    let mut full = vec!["netns", "exec", ns];
+    full.extend_from_slice(args);
+    ip(&full)
+}
+
+impl Netns {
+    /// Creates `meshpay-<tag>-<pid>` with loopback up and IPv6 DAD off (so
+    /// link-local addresses work at once). `Err` when the kernel or the
+    /// sandbox refuses namespaces: callers skip with that message.
+    pub fn new(tag: &str) -> Result<Netns, String> {
+        let name = format!("mp-{tag}-{}", std::process::id());
+        let _ = ip(&["netns", "del", &name]);
+        ip(&["netns", "add", &name])?;
+        let ns = Netns { name };
+        in_ns(&ns.name, &["ip", "link", "set", "lo", "up"])?;
+        for key in ["net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad"] {
+            in_ns(&ns.name, &["sysctl", "-q", "-w", &format!("{key}=0")])?;
+        }
+        Ok(ns)
+    }
+
+    /// Runs a command in this namespace.
+    pub fn run(&self, args: &[&str]) -> Result<(), String> {
+        in_ns(&self.name, args)
+    }
+
+    /// Sets interface `ifname` in this namespace up or down.
+    pub fn set_link(&self, ifname: &str, up: bool) {
+        self.run(&["ip", "link", "set", ifname, if up { "up" } else { "down" }]).unwrap();
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// A veth pair joining `a` (interface `if_a`) and `b` (`if_b`), both up,
+/// with the given IPv4 addresses (a /24 each, for optional IPv4 use).
+pub fn veth(a: &Netns, if_a: &str, b: &Netns, if_b: &str) -> Result<(), String> {
+    let tmp_a = format!("v{}a{}", std::process::id() % 100_000, if_a.len() + if_b.len());
+    let tmp_b = format!("v{}b{}", std::process::id() % 100_000, if_a.len() + if_b.len());
+    ip(&["link", "add", &tmp_a, "type", "veth", "peer", "name", &tmp_b])?;
+    ip(&["link", "set", &tmp_a, "netns", &a.name, "name", if_a])?;
+    ip(&["link", "set", &tmp_b, "netns", &b.name, "name", if_b])?;
+    a.run(&["ip", "link", "set", if_a, "up"])?;
+    b.run(&["ip", "link", "set", if_b, "up"])?;
+    Ok(())
+}
+
+/// Namespaces, or the reason a test must skip: only when the kernel (or the
+/// sandbox) refuses to create them. Prints the reason.
+pub fn namespaces_or_skip(tags: &[&str]) -> Option<Vec<Netns>> {
+    let mut out = Vec::new();
+    for t in tags {
+        match Netns::new(t) {
+            Ok(ns) => out.push(ns),
+            Err(e) => {
+                eprintln!("SKIPPED: cannot create network namespaces here: {e}");
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+impl NodeProc {
+    /// Like `start`, with the node running inside namespace `ns`.
+    pub fn start_in(ns: &Netns, dir: &Path, config: &str) -> NodeProc {
+        let node = Self::spawn_in(ns, dir, config);
+        let status = wait_for(Duration::from_secs(20), || node.status().ok());
+        assert!(
+            status.is_some(),
+            "node in {} did not answer `status`; its log:\n{}",
+            dir.display(),
+            node.log()
+        );
+        node
+    }
+
+    /// Spawns `meshpay run` in namespace `ns` without waiting.
+    pub fn spawn_in(ns: &Netns, dir: &Path, config: &str) -> NodeProc {
+        std::fs::create_dir_all(dir).unwrap();
+        let config_path = dir.join("meshpay.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let state_dir = dir.join("state");
+        let log = dir.join("node.log");
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(meshpay_bin())
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn meshpay run in a namespace");
+        NodeProc { child: Some(child), state_dir, log }
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill9(mut self) {
+        self.signal(libc::SIGKILL);
+        self.wait_exit(Duration::from_secs(10)).expect("SIGKILL did not stop the node");
+    }
+
+    /// The process id (of `meshpay` itself: `ip netns exec` execs it).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).expect("running")
+    }
+
+    /// The node's id (hex) and endpoint.
+    pub fn id(&self) -> (String, String) {
+        let s = self.status().expect("status");
+        (s["node"]["id"].as_str().unwrap().to_owned(), s["node"]["endpoint"].as_str().unwrap().to_owned())
+    }
 }

@@ -7,8 +7,13 @@ use meshpay_abi::MpPluginEntry;
 pub type EntryFn = fn() -> &'static MpPluginEntry;
 
 /// `(id, entry function)` of every built-in plugin.
-pub const BUILTINS: &[(&str, EntryFn)] =
-    &[("org.meshpay.transport.unixdgram", meshpay_transport_unixdgram::plugin_entry)];
+pub const BUILTINS: &[(&str, EntryFn)] = &[
+    ("org.meshpay.transport.unixdgram", meshpay_transport_unixdgram::plugin_entry),
+    ("org.meshpay.transport.udp", meshpay_transport_udp::plugin_entry),
+    ("org.meshpay.routing.epidemic", meshpay_routing_epidemic::plugin_entry),
+    ("org.meshpay.routing.prophet", meshpay_routing_prophet::plugin_entry),
+    ("org.meshpay.routing.spray-and-wait", meshpay_routing_spray::plugin_entry),
+];
 
 /// The entry function of a built-in plugin.
 pub fn find(id: &str) -> Option<EntryFn> {

@@ -16,6 +16,9 @@ use serde::Deserialize;
 /// The embedded defaults: a single node, the default plugins, no radio.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/default.toml");
 
+/// The routing plugin when the config names none.
+pub const DEFAULT_ROUTING: &str = "org.meshpay.routing.epidemic";
+
 /// Where relative plugin library names are looked up by default.
 pub const DEFAULT_PLUGIN_DIR: &str = "/usr/lib/meshpay/plugins";
 
@@ -24,6 +27,10 @@ pub const DEFAULT_PLUGIN_DIR: &str = "/usr/lib/meshpay/plugins";
 pub struct Config {
     #[serde(default)]
     pub node: NodeSection,
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub bundles: BundlesSection,
     #[serde(default)]
     pub plugins: PluginsSection,
     /// `[[transport]]` sections, one per transport instance.
@@ -42,6 +49,56 @@ pub struct NodeSection {
     pub log_level: Option<String>,
     /// Used when neither `--state-dir` nor `MESHPAY_STATE_DIR` is given.
     pub state_dir: Option<PathBuf>,
+}
+
+/// The bundle store (LMDB, in `<state-dir>/db`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// Most MiB of bundles held; beyond it relayed bundles are evicted,
+    /// lowest priority and oldest first.
+    pub quota_mb: u64,
+    /// Largest bundle accepted, in KiB.
+    pub max_bundle_kb: u64,
+    /// LMDB map size in MiB; default: twice the quota plus 256.
+    pub map_mb: Option<u64>,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection { quota_mb: 256, max_bundle_kb: 1024, map_mb: None }
+    }
+}
+
+/// How bundles travel: lifetimes, limits, and what one neighbour may do.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BundlesSection {
+    /// Lifetime of bundles created here, in seconds.
+    pub default_lifetime_s: u64,
+    pub hop_limit: u32,
+    /// Bundles sent and not yet acknowledged, per neighbour.
+    pub window: usize,
+    pub retransmit_ms: u64,
+    /// Inbound limits per neighbour.
+    pub peer_rate_bundles_per_s: f64,
+    pub peer_rate_mb_per_s: f64,
+    /// Most MiB held that came from one neighbour.
+    pub peer_quota_mb: u64,
+}
+
+impl Default for BundlesSection {
+    fn default() -> Self {
+        BundlesSection {
+            default_lifetime_s: 24 * 3600,
+            hop_limit: 32,
+            window: 64,
+            retransmit_ms: 2000,
+            peer_rate_bundles_per_s: 100_000.0,
+            peer_rate_mb_per_s: 1000.0,
+            peer_quota_mb: 64,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -65,6 +122,11 @@ pub struct PluginSection {
     /// Passed to the plugin as JSON.
     #[serde(default)]
     pub config: toml::Table,
+    /// TOML files the router reads and hands to the plugin inside its
+    /// config, under the given keys (`{ committee = "/etc/meshpay/committee.toml" }`):
+    /// plugins never touch the file system themselves.
+    #[serde(default)]
+    pub config_files: std::collections::BTreeMap<String, PathBuf>,
 }
 
 fn yes() -> bool {
@@ -100,11 +162,24 @@ impl PluginSection {
         }
     }
 
-    /// The plugin's config as JSON bytes, `{state_dir}` expanded.
-    pub fn config_json(&self, state_dir: &Path) -> Vec<u8> {
+    /// The plugin's config as JSON bytes: `{state_dir}` expanded, and each
+    /// of `config_files` read (TOML) and placed under its key.
+    pub fn config_json(&self, state_dir: &Path) -> Result<Vec<u8>, String> {
         let mut value = serde_json::to_value(&self.config).unwrap_or(serde_json::Value::Null);
         expand(&mut value, &state_dir.display().to_string());
-        serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
+        for (key, path) in &self.config_files {
+            if self.config.contains_key(key) {
+                return Err(format!("config_files.{key}: `{key}` is also set in `config`"));
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("config_files.{key}: cannot read {}: {e}", path.display()))?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|e| format!("config_files.{key}: {}: {}", path.display(), e.message()))?;
+            if let serde_json::Value::Object(map) = &mut value {
+                map.insert(key.clone(), serde_json::to_value(table).map_err(|e| e.to_string())?);
+            }
+        }
+        serde_json::to_vec(&value).map_err(|e| e.to_string())
     }
 }
 
@@ -183,10 +258,48 @@ impl Config {
         if let Some(r) = &self.routing {
             check_plugin(&r.plugin, "routing.plugin")?;
         }
+        let st = &self.store;
+        if st.quota_mb == 0 {
+            return Err("store.quota_mb: must be at least 1".into());
+        }
+        if st.max_bundle_kb < 64 || st.max_bundle_kb * 1024 > st.quota_mb * 1024 * 1024 {
+            return Err("store.max_bundle_kb: must be at least 64 and fit in store.quota_mb".into());
+        }
+        if let Some(map) = st.map_mb {
+            if map < st.quota_mb + 16 {
+                return Err(format!(
+                    "store.map_mb: {map} leaves no room beyond quota_mb ({}): use at least quota_mb + 16",
+                    st.quota_mb
+                ));
+            }
+        }
+        let b = &self.bundles;
+        if b.window == 0 || b.hop_limit == 0 || b.default_lifetime_s == 0 || b.retransmit_ms == 0 {
+            return Err(
+                "bundles: window, hop_limit, default_lifetime_s and retransmit_ms must be positive".into()
+            );
+        }
+        if !(b.peer_rate_bundles_per_s > 0.0 && b.peer_rate_mb_per_s > 0.0) || b.peer_quota_mb == 0 {
+            return Err(
+                "bundles: peer_rate_bundles_per_s, peer_rate_mb_per_s and peer_quota_mb must be positive"
+                    .into(),
+            );
+        }
         if let Some(c) = &self.consensus {
             check_plugin(&c.plugin, "consensus.plugin")?;
         }
         Ok(())
+    }
+
+    /// The routing section, or the default (epidemic).
+    pub fn routing_section(&self) -> PluginSection {
+        self.routing.clone().unwrap_or(PluginSection {
+            name: None,
+            plugin: DEFAULT_ROUTING.to_owned(),
+            enabled: true,
+            config: toml::Table::new(),
+            config_files: Default::default(),
+        })
     }
 
     /// The name of transport `index`.
@@ -253,8 +366,27 @@ mod tests {
         );
         assert_eq!(c.routing.as_ref().unwrap().plugin_ref(&dir), PluginRef::Library("/abs/r.so".into()));
         let json: serde_json::Value =
-            serde_json::from_slice(&c.transports[0].config_json(Path::new("/s"))).unwrap();
+            serde_json::from_slice(&c.transports[0].config_json(Path::new("/s")).unwrap()).unwrap();
         assert_eq!(json, serde_json::json!({"path": "/s/a.sock", "peers": ["/s/b"]}));
         assert_eq!(c.transport_name(1), "transport1");
+    }
+
+    #[test]
+    fn config_files_are_read_into_the_plugin_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let committee = dir.path().join("committee.toml");
+        std::fs::write(&committee, "[[authority]]\nkey = \"ab\"\nweight = 1\n").unwrap();
+        let text = format!(
+            "[consensus]\nplugin = \"x.so\"\nconfig = {{ role = \"client\" }}\nconfig_files = {{ committee = \"{}\" }}\n",
+            committee.display()
+        );
+        let c = Config::parse(&text, "t").unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&c.consensus.as_ref().unwrap().config_json(dir.path()).unwrap()).unwrap();
+        assert_eq!(json["role"], "client");
+        assert_eq!(json["committee"]["authority"][0]["weight"], 1);
+        std::fs::remove_file(&committee).unwrap();
+        let e = c.consensus.as_ref().unwrap().config_json(dir.path()).unwrap_err();
+        assert!(e.starts_with("config_files.committee: cannot read"), "{e}");
     }
 }

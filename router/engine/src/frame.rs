@@ -1,17 +1,24 @@
 //! Link frames: what meshpay nodes send each other over a transport.
 //!
 //! After smoltcp's `wire` modules: [`Frame`] is a zero-copy, checked view of
-//! a buffer; [`FrameRepr`] is the plain high-level form; `parse` and `emit`
-//! are symmetric and tested by round-trip.
+//! a buffer; [`FrameRepr`] is the plain high-level form (borrowing bundle
+//! bytes and control data from the buffer); `parse` and `emit` are
+//! symmetric and tested by round-trip.
 //!
 //! ```text
 //!  0      2      3      4
 //!  +------+------+------+------------------+
 //!  | "MP" | ver  | type | payload ...      |
 //!  +------+------+------+------------------+
+//!
+//!  HELLO    node key (32)
+//!  SUMMARY  flags (1: bit 0 = more follow) | count (u16) | count × id prefix (u64)
+//!  BUNDLE   copies (u32) | bundle (BPv7 bytes)
+//!  ACK      id (32) | status (1)
+//!  CONTROL  routing plugin data
 //! ```
-//! Every field is big-endian. An unknown version or type is an error the
-//! engine counts and drops, never a panic.
+//! Integers are big-endian. An unknown version or type, or a length that
+//! does not fit, is an error the engine counts and drops, never a panic.
 
 use core::fmt;
 
@@ -21,11 +28,47 @@ pub const MAGIC: [u8; 2] = *b"MP";
 pub const VERSION: u8 = 1;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 4;
+/// Most id prefixes in one SUMMARY frame (64 KiB of prefixes).
+pub const MAX_SUMMARY_IDS: usize = 8192;
 
 /// Frame types.
 pub mod frame_type {
     /// "I am node K": sent on every new link, answered with a HELLO.
     pub const HELLO: u8 = 1;
+    /// The ids of the bundles the sender holds, as 8-byte prefixes.
+    pub const SUMMARY: u8 = 2;
+    /// One bundle, with the copies handed over.
+    pub const BUNDLE: u8 = 3;
+    /// What the receiver did with a bundle, sent after it is durable.
+    pub const ACK: u8 = 4;
+    /// Routing plugin control data.
+    pub const CONTROL: u8 = 5;
+}
+
+/// What a receiver did with a bundle (in ACK frames).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AckStatus {
+    /// Stored (or delivered) and durable.
+    Stored = 0,
+    /// Already held or seen.
+    Duplicate = 1,
+    /// Refused for now (rate limit, store full): try again later.
+    Later = 2,
+    /// Refused for good (malformed, expired, too large, hop limit).
+    Refused = 3,
+}
+
+impl AckStatus {
+    fn from_u8(v: u8) -> Option<AckStatus> {
+        Some(match v {
+            0 => AckStatus::Stored,
+            1 => AckStatus::Duplicate,
+            2 => AckStatus::Later,
+            3 => AckStatus::Refused,
+            _ => return None,
+        })
+    }
 }
 
 /// Why a buffer is not a valid frame.
@@ -37,6 +80,8 @@ pub enum Error {
     UnknownType(u8),
     /// The payload length does not fit the type.
     BadLength,
+    /// A field holds a value the type does not allow.
+    BadValue,
 }
 
 impl fmt::Display for Error {
@@ -47,6 +92,7 @@ impl fmt::Display for Error {
             Error::UnsupportedVersion(v) => write!(f, "unsupported link protocol version {v}"),
             Error::UnknownType(t) => write!(f, "unknown frame type {t}"),
             Error::BadLength => write!(f, "payload length does not match the frame type"),
+            Error::BadValue => write!(f, "a field holds a value its frame type does not allow"),
         }
     }
 }
@@ -99,37 +145,90 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 }
 
-impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
-    fn set_header(&mut self, frame_type: u8) {
-        let b = self.buffer.as_mut();
-        b[0..2].copy_from_slice(&MAGIC);
-        b[2] = VERSION;
-        b[3] = frame_type;
-    }
-
-    pub fn payload_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[HEADER_LEN..]
-    }
-}
-
 /// The high-level form of a frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FrameRepr {
+pub enum FrameRepr<'a> {
     /// The sender's node key. Unauthenticated: it names the neighbour for
-    /// routing; everything that matters (bundles, votes) is signed itself.
-    Hello { node_key: [u8; 32] },
+    /// routing; everything that matters (payments) is signed itself.
+    Hello {
+        node_key: [u8; 32],
+    },
+    /// Part of the sender's summary vector; `more` while parts follow.
+    Summary {
+        more: bool,
+        prefixes: Vec<u64>,
+    },
+    /// A bundle and the copies handed over with it.
+    Bundle {
+        copies: u32,
+        bundle: &'a [u8],
+    },
+    Ack {
+        id: [u8; 32],
+        status: AckStatus,
+    },
+    Control {
+        data: &'a [u8],
+    },
 }
 
-impl FrameRepr {
-    pub fn parse<T: AsRef<[u8]>>(frame: &Frame<T>) -> Result<FrameRepr, Error> {
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes(b.try_into().expect("4 bytes"))
+}
+
+impl<'a> FrameRepr<'a> {
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(frame: &'a Frame<&'a T>) -> Result<FrameRepr<'a>, Error> {
         frame.check()?;
-        let p = frame.payload();
+        let p: &'a [u8] = &frame.buffer.as_ref()[HEADER_LEN..];
         match frame.frame_type() {
             frame_type::HELLO => {
                 let node_key: [u8; 32] = p.try_into().map_err(|_| Error::BadLength)?;
                 Ok(FrameRepr::Hello { node_key })
             }
+            frame_type::SUMMARY => {
+                if p.len() < 3 {
+                    return Err(Error::BadLength);
+                }
+                if p[0] & !1 != 0 {
+                    return Err(Error::BadValue);
+                }
+                let count = u16::from_be_bytes([p[1], p[2]]) as usize;
+                if count > MAX_SUMMARY_IDS {
+                    return Err(Error::BadValue);
+                }
+                let ids = &p[3..];
+                if ids.len() != count * 8 {
+                    return Err(Error::BadLength);
+                }
+                let prefixes =
+                    ids.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes"))).collect();
+                Ok(FrameRepr::Summary { more: p[0] & 1 != 0, prefixes })
+            }
+            frame_type::BUNDLE => {
+                if p.len() < 5 {
+                    return Err(Error::BadLength);
+                }
+                Ok(FrameRepr::Bundle { copies: be_u32(&p[..4]), bundle: &p[4..] })
+            }
+            frame_type::ACK => {
+                if p.len() != 33 {
+                    return Err(Error::BadLength);
+                }
+                let status = AckStatus::from_u8(p[32]).ok_or(Error::BadValue)?;
+                Ok(FrameRepr::Ack { id: p[..32].try_into().expect("32 bytes"), status })
+            }
+            frame_type::CONTROL => Ok(FrameRepr::Control { data: p }),
             t => Err(Error::UnknownType(t)),
+        }
+    }
+
+    fn frame_type(&self) -> u8 {
+        match self {
+            FrameRepr::Hello { .. } => frame_type::HELLO,
+            FrameRepr::Summary { .. } => frame_type::SUMMARY,
+            FrameRepr::Bundle { .. } => frame_type::BUNDLE,
+            FrameRepr::Ack { .. } => frame_type::ACK,
+            FrameRepr::Control { .. } => frame_type::CONTROL,
         }
     }
 
@@ -138,61 +237,109 @@ impl FrameRepr {
         HEADER_LEN
             + match self {
                 FrameRepr::Hello { .. } => 32,
+                FrameRepr::Summary { prefixes, .. } => 3 + 8 * prefixes.len(),
+                FrameRepr::Bundle { bundle, .. } => 4 + bundle.len(),
+                FrameRepr::Ack { .. } => 33,
+                FrameRepr::Control { data } => data.len(),
             }
     }
 
-    /// Writes the frame into a buffer of exactly `buffer_len()` bytes.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut Frame<T>) {
+    /// Appends the frame to `out`.
+    pub fn emit_into(&self, out: &mut Vec<u8>) {
+        out.reserve(self.buffer_len());
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        out.push(self.frame_type());
         match self {
-            FrameRepr::Hello { node_key } => {
-                frame.set_header(frame_type::HELLO);
-                frame.payload_mut().copy_from_slice(node_key);
+            FrameRepr::Hello { node_key } => out.extend_from_slice(node_key),
+            FrameRepr::Summary { more, prefixes } => {
+                debug_assert!(prefixes.len() <= MAX_SUMMARY_IDS);
+                out.push(u8::from(*more));
+                out.extend_from_slice(&(prefixes.len() as u16).to_be_bytes());
+                for p in prefixes {
+                    out.extend_from_slice(&p.to_be_bytes());
+                }
             }
+            FrameRepr::Bundle { copies, bundle } => {
+                out.extend_from_slice(&copies.to_be_bytes());
+                out.extend_from_slice(bundle);
+            }
+            FrameRepr::Ack { id, status } => {
+                out.extend_from_slice(id);
+                out.push(*status as u8);
+            }
+            FrameRepr::Control { data } => out.extend_from_slice(data),
         }
     }
 
     /// Emits into a new vector.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut f = Frame::new_unchecked(vec![0u8; self.buffer_len()]);
-        self.emit(&mut f);
-        f.into_inner()
+        let mut out = Vec::with_capacity(self.buffer_len());
+        self.emit_into(&mut out);
+        out
     }
+}
+
+/// The summary prefix of a bundle id.
+pub fn id_prefix(id: &[u8; 32]) -> u64 {
+    u64::from_be_bytes(id[..8].try_into().expect("8 bytes"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(repr: &FrameRepr<'_>) {
+        let bytes = repr.to_vec();
+        assert_eq!(bytes.len(), repr.buffer_len());
+        let frame = Frame::new_checked(&bytes[..]).unwrap();
+        assert_eq!(&FrameRepr::parse(&frame).unwrap(), repr);
+    }
 
     #[test]
-    fn hello_round_trips() {
-        let repr = FrameRepr::Hello { node_key: [7; 32] };
-        let bytes = repr.to_vec();
-        assert_eq!(&bytes[..4], b"MP\x01\x01");
-        let frame = Frame::new_checked(&bytes[..]).unwrap();
-        assert_eq!(FrameRepr::parse(&frame).unwrap(), repr);
+    fn every_frame_type_round_trips() {
+        round_trip(&FrameRepr::Hello { node_key: [7; 32] });
+        round_trip(&FrameRepr::Summary { more: true, prefixes: vec![1, u64::MAX, 42] });
+        round_trip(&FrameRepr::Summary { more: false, prefixes: vec![] });
+        round_trip(&FrameRepr::Bundle { copies: 4, bundle: b"\x9f\x88bundle" });
+        round_trip(&FrameRepr::Ack { id: [9; 32], status: AckStatus::Later });
+        round_trip(&FrameRepr::Control { data: b"prophet" });
+        assert_eq!(&FrameRepr::Hello { node_key: [7; 32] }.to_vec()[..4], b"MP\x01\x01");
     }
 
     #[test]
     fn malformed_frames_are_errors() {
-        assert_eq!(Frame::new_checked(&b"MP"[..]).unwrap_err(), Error::Truncated);
-        assert_eq!(Frame::new_checked(&b"XX\x01\x01"[..]).unwrap_err(), Error::BadMagic);
-        assert_eq!(Frame::new_checked(&b"MP\x09\x01"[..]).unwrap_err(), Error::UnsupportedVersion(9));
-        let f = Frame::new_checked(&b"MP\x01\xee"[..]).unwrap();
-        assert_eq!(FrameRepr::parse(&f).unwrap_err(), Error::UnknownType(0xee));
-        let f = Frame::new_checked(&b"MP\x01\x01short"[..]).unwrap();
-        assert_eq!(FrameRepr::parse(&f).unwrap_err(), Error::BadLength);
+        let parse = |b: &[u8]| Frame::new_checked(b).and_then(|f| FrameRepr::parse(&f).map(|_| ()));
+        assert_eq!(parse(b"MP"), Err(Error::Truncated));
+        assert_eq!(parse(b"XX\x01\x01"), Err(Error::BadMagic));
+        assert_eq!(parse(b"MP\x09\x01"), Err(Error::UnsupportedVersion(9)));
+        assert_eq!(parse(b"MP\x01\xee"), Err(Error::UnknownType(0xee)));
+        assert_eq!(parse(b"MP\x01\x01short"), Err(Error::BadLength));
+        assert_eq!(parse(b"MP\x01\x02\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x01"), Err(Error::BadLength));
+        assert_eq!(parse(b"MP\x01\x02\x04\x00\x00"), Err(Error::BadValue));
+        assert_eq!(parse(b"MP\x01\x03\x00\x00\x00"), Err(Error::BadLength));
+        let mut ack = FrameRepr::Ack { id: [0; 32], status: AckStatus::Stored }.to_vec();
+        *ack.last_mut().unwrap() = 9;
+        assert_eq!(parse(&ack), Err(Error::BadValue));
     }
 
-    #[test]
-    fn parsing_arbitrary_bytes_never_panics() {
-        // A cheap exhaustive sweep over short buffers.
-        for len in 0..40usize {
-            for seed in 0..64u8 {
-                let buf: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
-                if let Ok(f) = Frame::new_checked(&buf[..]) {
-                    let _ = FrameRepr::parse(&f);
-                }
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_bytes_never_panics(mut bytes in proptest::collection::vec(any::<u8>(), 0..300), prefix in any::<bool>()) {
+            if prefix && bytes.len() >= 3 {
+                bytes[0] = b'M';
+                bytes[1] = b'P';
+                bytes[2] = VERSION;
             }
+            if let Ok(f) = Frame::new_checked(&bytes[..]) {
+                let _ = FrameRepr::parse(&f);
+            }
+        }
+
+        #[test]
+        fn summaries_round_trip(more in any::<bool>(), prefixes in proptest::collection::vec(any::<u64>(), 0..100)) {
+            round_trip(&FrameRepr::Summary { more, prefixes });
         }
     }
 }

@@ -31,6 +31,6 @@ mod load;
 
 pub use context::{HostAction, HostError, HostServices, InstanceId, InstanceLabel, KvStore, TransportEvents};
 pub use crypto::{verify_batch, verify_strict};
-pub use instance::{CallError, Consensus, InstanceState, Routing, Transport};
+pub use instance::{CallError, Consensus, InstanceState, PluginInstance, Routing, Transport};
 pub use load::{Descriptor, LoadError, Plugin, PluginSource, kind_names};
 pub use meshpay_abi::sdk::{FdState, Level, TransportMode};

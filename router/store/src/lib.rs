@@ -1,1 +1,181 @@
-//! The node's LMDB environment: the bundle store and the plugins' tables.
+//! # meshpay store
+//!
+//! One LMDB environment per node (heed), holding:
+//!
+//! * the **bundle store**: bundles by id (metadata and bytes apart, so a
+//!   copy-count update does not rewrite 64 KiB), an index by expiry, an
+//!   eviction order (lowest priority, then oldest, first), and the set of
+//!   ids already **seen** (kept until the bundle's lifetime ends, so a copy
+//!   that comes back later is recognised and dropped);
+//! * the **delivery queue** of payloads for local applications;
+//! * the **plugins' tables** (a consensus plugin's ledger), private to each
+//!   plugin id, written inside the same transactions.
+//!
+//! Everything changes inside a [`Batch`]: one write transaction for a batch
+//! of events, committed (fsync) once. What the router acknowledges, it
+//! acknowledges after the commit, so a crash (even `kill -9`) loses nothing
+//! acknowledged; LMDB itself never leaves a half-written state.
+
+mod batch;
+mod kv;
+mod record;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use heed::types::Bytes;
+use heed::{Database, Env, EnvOpenOptions};
+
+pub use batch::{Batch, Insert};
+pub use kv::PluginCall;
+pub use record::{BundleMeta, Delivery, Id};
+
+/// Sizes and limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Most bytes of bundles held at once; beyond it the lowest-priority,
+    /// oldest relayed bundles are evicted.
+    pub quota_bytes: u64,
+    /// Largest single bundle accepted.
+    pub max_bundle_bytes: u64,
+    /// LMDB map size (address space reserved; the file grows as used).
+    /// Must leave room for the quota, the plugins' tables and free pages.
+    pub map_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        let quota = 256 << 20;
+        StoreConfig { quota_bytes: quota, max_bundle_bytes: 1 << 20, map_bytes: default_map_bytes(quota) }
+    }
+}
+
+/// A map size for a quota: twice the quota for copy-on-write and free pages,
+/// plus room for ledgers; smaller on 32-bit targets, where address space is
+/// scarce (mips routers).
+pub fn default_map_bytes(quota_bytes: u64) -> u64 {
+    let want = quota_bytes.saturating_mul(2).saturating_add(256 << 20);
+    if cfg!(target_pointer_width = "32") { want.min(1 << 30) } else { want }
+}
+
+/// Store errors. `Full` and `Io` are conditions an operator must see; the
+/// router refuses the input that hit them and keeps running.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is full (LMDB map size reached): raise [store] map_mb or lower quota_mb")]
+    MapFull,
+    #[error("disk full or I/O error: {0}")]
+    Io(String),
+    #[error("damaged record in the store: {0}")]
+    Damaged(&'static str),
+    #[error("LMDB: {0}")]
+    Lmdb(String),
+}
+
+impl From<heed::Error> for StoreError {
+    fn from(e: heed::Error) -> Self {
+        match e {
+            heed::Error::Mdb(heed::MdbError::MapFull) => StoreError::MapFull,
+            heed::Error::Io(io) => StoreError::Io(io.to_string()),
+            heed::Error::Mdb(heed::MdbError::Other(code)) if code == libc_enospc() => {
+                StoreError::Io("no space left on device".into())
+            }
+            other => StoreError::Lmdb(other.to_string()),
+        }
+    }
+}
+
+const fn libc_enospc() -> i32 {
+    28
+}
+
+type Table = Database<Bytes, Bytes>;
+
+pub(crate) struct Tables {
+    meta: Table,
+    data: Table,
+    seen: Table,
+    expiry: Table,
+    evict: Table,
+    delivery: Table,
+    state: Table,
+}
+
+/// The node's LMDB environment.
+pub struct Store {
+    env: Env,
+    tables: Tables,
+    config: StoreConfig,
+    /// Plugin tables by handle (index) and full name; handles are what
+    /// `kv_open` returns to plugins.
+    plugin_tables: Mutex<PluginTables>,
+}
+
+#[derive(Default)]
+pub(crate) struct PluginTables {
+    handles: Vec<Option<(String, Table)>>,
+    by_name: HashMap<String, u32>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in directory `dir`.
+    pub fn open(dir: &Path, config: StoreConfig) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
+        // SAFETY: the state directory's lock file ensures one router process
+        // per environment, and nothing else maps these files.
+        let env = unsafe {
+            EnvOpenOptions::new()
+                .map_size(config.map_bytes as usize)
+                .max_dbs(256)
+                .max_readers(64)
+                .open(dir)?
+        };
+        // Readers left behind by a killed process would pin old pages.
+        let _ = env.clear_stale_readers();
+        let mut txn = env.write_txn()?;
+        let mut table = |name: &str| env.create_database::<Bytes, Bytes>(&mut txn, Some(name));
+        let tables = Tables {
+            meta: table("bundle_meta")?,
+            data: table("bundle_data")?,
+            seen: table("seen")?,
+            expiry: table("expiry")?,
+            evict: table("evict")?,
+            delivery: table("delivery")?,
+            state: table("state")?,
+        };
+        txn.commit()?;
+        Ok(Store { env, tables, config, plugin_tables: Mutex::new(PluginTables::default()) })
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Starts a batch: one write transaction.
+    pub fn batch(&self) -> Result<Batch<'_>, StoreError> {
+        Batch::new(self)
+    }
+
+    /// Held bundles (metadata), for listing. A read snapshot.
+    pub fn list(&self) -> Result<Vec<BundleMeta>, StoreError> {
+        let txn = self.env.read_txn()?;
+        let mut out = Vec::new();
+        for item in self.tables.meta.iter(&txn)? {
+            let (_, v) = item?;
+            out.push(BundleMeta::decode(v)?);
+        }
+        Ok(out)
+    }
+
+    /// Bytes and count of held bundles.
+    pub fn usage(&self) -> Result<(u64, u64), StoreError> {
+        let txn = self.env.read_txn()?;
+        let bytes = batch::read_u64(&self.tables.state, &txn, batch::HELD_BYTES)?;
+        Ok((bytes, self.tables.meta.len(&txn)?))
+    }
+
+    fn plugin_tables(&self) -> std::sync::MutexGuard<'_, PluginTables> {
+        self.plugin_tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -16,7 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::control::{self, Reply};
+use crate::control;
 use crate::identity::Identity;
 use crate::state_dir::{KEY_FILE, StateDir};
 pub use node::load_plugin;
@@ -52,7 +52,7 @@ async fn run_node(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
     let (frame_tx, mut frame_rx) = mpsc::channel(FRAME_QUEUE);
     let (link_tx, mut link_rx) = mpsc::unbounded_channel();
     let events = Arc::new(ChannelEvents { frames: frame_tx, links: link_tx, dropped: AtomicU64::new(0) });
-    let mut node = Node::new(services.clone(), identity, name, events, state_dir.path());
+    let mut node = Node::new(services.clone(), identity, name, events, &config, state_dir.path())?;
     node.create_transports(&config, state_dir.path());
 
     let (call_tx, mut call_rx) = mpsc::channel(64);
@@ -64,7 +64,10 @@ async fn run_node(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let reason = loop {
-        let deadline = services.next_deadline();
+        let deadline = match (services.next_deadline(), node.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let sleep = async {
             match deadline {
                 Some(d) => {
@@ -78,22 +81,24 @@ async fn run_node(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = sigint.recv() => break "SIGINT",
             _ = sigterm.recv() => break "SIGTERM",
-            Some(call) = call_rx.recv() => {
-                let reply = match node.control(&call.request.method, &call.request.params) {
-                    Ok(v) => Reply::ok(v),
-                    Err(e) => Reply::err(e),
-                };
-                let _ = call.reply.send(reply);
+            Some(call) = call_rx.recv() => node.control(&call.request.method, &call.request.params, call.reply),
+            Some(msg) = link_rx.recv() => {
+                let mut msgs = vec![msg];
+                while let Ok(m) = link_rx.try_recv() {
+                    msgs.push(m);
+                }
+                node.on_transport_msgs(msgs);
             }
-            Some(msg) = link_rx.recv() => node.on_transport_msg(msg),
             Some(msg) = frame_rx.recv() => {
-                node.on_transport_msg(msg);
-                for _ in 1..FRAME_BATCH {
+                // One store batch (one fsync) for everything queued.
+                let mut msgs = vec![msg];
+                while msgs.len() < FRAME_BATCH {
                     match frame_rx.try_recv() {
-                        Ok(msg) => node.on_transport_msg(msg),
+                        Ok(m) => msgs.push(m),
                         Err(_) => break,
                     }
                 }
+                node.on_transport_msgs(msgs);
             }
             ready = fds_ready => node.on_fds_ready(ready),
             _ = sleep => node.fire_timers(),
@@ -102,7 +107,6 @@ async fn run_node(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
                 node.on_fds_ready(pending);
             }
         }
-        node.run_actions();
     };
 
     tracing::info!("shutting down ({reason})");

@@ -1,22 +1,32 @@
-//! The node: plugin instances, the engine, and the glue between them. Runs
-//! on the daemon's one event-loop thread; every plugin call happens here.
+//! The node: plugin instances, the store, the engine, and the glue between
+//! them. Runs on the daemon's one event-loop thread; every plugin call and
+//! every store transaction happens here.
+//!
+//! Each turn of the loop is one store batch: events go into the engine, the
+//! batch commits (fsync), and only then do the frames the engine queued go
+//! out. An acknowledgement therefore never precedes what it acknowledges.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use meshpay_abi::{LinkEvent, MP_LINK_DOWN, MP_LINK_UP};
-use meshpay_engine::{Action, Engine, Event, LinkId};
+use base64::Engine as _;
+use meshpay_abi::{LinkEvent, MP_LINK_DOWN, MP_LINK_UP, MP_LINK_UPDATE};
+use meshpay_engine::{Action, Clock, Engine, EngineConfig, Event, LinkId, Note, RateLimit, Submit};
 use meshpay_host::{
-    CallError, FdState, HostError, InstanceId, InstanceState, Plugin, Transport, TransportEvents,
+    CallError, FdState, HostError, HostServices, InstanceId, InstanceState, Plugin, Transport,
+    TransportEvents,
 };
+use meshpay_store::{Batch, Store, StoreConfig, StoreError};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::builtins;
 use crate::config::{Config, PluginRef};
+use crate::control::Reply;
 use crate::identity::{Identity, did_key, encode_hex};
 use crate::runtime::services::Services;
 
@@ -24,12 +34,14 @@ use crate::runtime::services::Services;
 pub const FRAME_QUEUE: usize = 8192;
 /// How many `on_fd` calls one readiness gets before others have a turn.
 const FD_BUDGET: usize = 64;
+/// Longest a `recv` may wait.
+const MAX_RECV_WAIT_MS: u64 = 60_000;
 
 /// A message from a transport instance to the node loop.
 #[derive(Debug)]
 pub enum TransportMsg {
     Frame { instance: InstanceId, peer: String, data: Vec<u8> },
-    Link { instance: InstanceId, kind: u32, peer: String },
+    Link { instance: InstanceId, kind: u32, peer: String, metric: Option<u32>, signal_dbm: Option<i32> },
 }
 
 /// Transports' thread-safe delivery path: bounded for frames (drops are
@@ -51,7 +63,13 @@ impl TransportEvents for ChannelEvents {
     }
 
     fn link_event(&self, instance: InstanceId, event: &LinkEvent<'_>) -> Result<(), HostError> {
-        let msg = TransportMsg::Link { instance, kind: event.kind, peer: event.peer.to_owned() };
+        let msg = TransportMsg::Link {
+            instance,
+            kind: event.kind,
+            peer: event.peer.to_owned(),
+            metric: event.metric,
+            signal_dbm: event.signal_dbm,
+        };
         self.links.send(msg).map_err(|_| HostError::Failed)
     }
 }
@@ -85,39 +103,174 @@ impl TransportSlot {
     }
 }
 
+/// A `recv` waiting for a payload.
+struct RecvWaiter {
+    max: usize,
+    deadline_ms: u64,
+    reply: oneshot::Sender<Reply>,
+}
+
 pub struct Node {
     services: Arc<Services>,
     identity: Arc<Identity>,
     name: String,
+    store: Store,
     engine: Engine,
     slots: Vec<TransportSlot>,
     by_instance: BTreeMap<InstanceId, usize>,
     events: Arc<ChannelEvents>,
     /// fds whose plugin said "more" after its budget ran out.
     pending_fds: Vec<(InstanceId, RawFd, u32)>,
+    waiters: HashMap<String, Vec<RecvWaiter>>,
     state_dir: String,
+    /// Store failures (disk full): the batch was aborted; reported in status.
+    store_errors: u64,
+    last_store_error: Option<String>,
+}
+
+/// Why the node could not start.
+pub type StartError = anyhow::Error;
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
 }
 
 impl Node {
+    /// Opens the store, creates the routing plugin and the engine.
     pub fn new(
         services: Arc<Services>,
         identity: Arc<Identity>,
         name: String,
         events: Arc<ChannelEvents>,
+        config: &Config,
         state_dir: &Path,
-    ) -> Node {
-        let engine = Engine::new(identity.public_key());
-        Node {
+    ) -> Result<Node, StartError> {
+        let st = &config.store;
+        let quota = st.quota_mb << 20;
+        let store_cfg = StoreConfig {
+            quota_bytes: quota,
+            max_bundle_bytes: st.max_bundle_kb << 10,
+            map_bytes: st.map_mb.map(|m| m << 20).unwrap_or_else(|| meshpay_store::default_map_bytes(quota)),
+        };
+        let db = state_dir.join("db");
+        let store = Store::open(&db, store_cfg)
+            .map_err(|e| anyhow::anyhow!("cannot open the store in {}: {e}", db.display()))?;
+        let (held_bytes, held) = store.usage()?;
+        tracing::info!(
+            "store {}: {held} bundles, {held_bytes} bytes held (quota {} MiB)",
+            db.display(),
+            st.quota_mb
+        );
+
+        let section = config.routing_section();
+        let plugin = load_plugin(&section.plugin_ref(&config.plugin_dir()))
+            .map_err(|e| anyhow::anyhow!("routing plugin: {e}"))?;
+        let routing_services: Arc<dyn HostServices> = services.clone();
+        let routing_cfg = section.config_json(state_dir).map_err(|e| anyhow::anyhow!("routing: {e}"))?;
+        let routing = plugin
+            .create_routing(section.name.as_deref().unwrap_or("routing"), &routing_cfg, routing_services)
+            .map_err(|e| anyhow::anyhow!("routing plugin {}: {e}", plugin.descriptor().id))?;
+        tracing::info!("routing: {} {}", plugin.descriptor().id, plugin.descriptor().version);
+
+        let b = &config.bundles;
+        let mut limits = meshpay_bundle::Limits::default();
+        limits.max_bundle_bytes = (st.max_bundle_kb << 10) as usize;
+        let engine_cfg = EngineConfig {
+            limits,
+            default_lifetime_ms: b.default_lifetime_s * 1000,
+            hop_limit: b.hop_limit,
+            window: b.window,
+            retransmit_ms: b.retransmit_ms,
+            peer_rate: RateLimit {
+                bundles_per_s: b.peer_rate_bundles_per_s,
+                bytes_per_s: b.peer_rate_mb_per_s * 1e6,
+                burst_s: 1.0,
+            },
+            peer_quota_bytes: b.peer_quota_mb << 20,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(engine_cfg, identity.public_key(), routing);
+        let mut node = Node {
             services,
             identity,
             name,
+            store,
             engine,
             slots: Vec::new(),
             by_instance: BTreeMap::new(),
             events,
             pending_fds: Vec::new(),
+            waiters: HashMap::new(),
             state_dir: state_dir.display().to_string(),
+            store_errors: 0,
+            last_store_error: None,
+        };
+        node.with_batch(|engine, clock, batch| engine.load(clock, batch));
+        Ok(node)
+    }
+
+    fn clock(&self) -> Clock {
+        Clock { mono_ms: self.services.uptime_ms(), unix_ms: unix_ms() }
+    }
+
+    /// Runs `f` in one store batch, commits, then carries out what the
+    /// engine asked for. A store failure aborts the batch: nothing in it
+    /// happened and none of its frames go out.
+    fn with_batch<T>(
+        &mut self,
+        f: impl FnOnce(&mut Engine, Clock, &mut Batch<'_>) -> Result<T, StoreError>,
+    ) -> Option<T> {
+        let r = self
+            .try_batch(|engine, clock, batch| f(engine, clock, batch).map(Ok::<T, std::convert::Infallible>));
+        r.map(|r| match r {
+            Ok(v) => v,
+            Err(never) => match never {},
+        })
+    }
+
+    /// Like `with_batch`, but the closure may also refuse (`Ok(Err(..))`):
+    /// the batch is then abandoned, nothing in it happened, and the refusal
+    /// is returned.
+    fn try_batch<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut Engine, Clock, &mut Batch<'_>) -> Result<Result<T, E>, StoreError>,
+    ) -> Option<Result<T, E>> {
+        let clock = self.clock();
+        let result = match self.store.batch() {
+            Ok(mut batch) => match f(&mut self.engine, clock, &mut batch) {
+                Ok(Ok(v)) => batch.commit().map(|()| Ok(v)),
+                // Dropping the batch aborts it.
+                Ok(Err(refused)) => Ok(Err(refused)),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(Ok(v)) => {
+                self.run_actions();
+                Some(Ok(v))
+            }
+            Ok(Err(refused)) => {
+                while self.engine.poll_action().is_some() {}
+                Some(Err(refused))
+            }
+            Err(e) => {
+                self.store_failed(e);
+                None
+            }
         }
+    }
+
+    fn store_failed(&mut self, e: StoreError) {
+        self.store_errors += 1;
+        tracing::error!("store: {e}; the batch was aborted and nothing in it was acknowledged");
+        self.last_store_error = Some(e.to_string());
+        // Drop what the aborted batch queued.
+        while self.engine.poll_action().is_some() {}
     }
 
     /// Loads and creates every enabled transport. Failures disable that
@@ -143,9 +296,17 @@ impl Node {
                     tracing::error!("transport \"{name}\": {e}; this transport is disabled");
                     slot.failure = Some(e);
                 }
-                Ok(plugin) => {
-                    let cfg = section.config_json(state_dir);
-                    let services: Arc<dyn meshpay_host::HostServices> = self.services.clone();
+                Ok(plugin) => 'create: {
+                    let cfg = match section.config_json(state_dir) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::error!("transport \"{name}\": {e}; this transport is disabled");
+                            slot.failure = Some(e);
+                            slot.plugin = Some(plugin);
+                            break 'create;
+                        }
+                    };
+                    let services: Arc<dyn HostServices> = self.services.clone();
                     let events: Arc<dyn TransportEvents> = self.events.clone();
                     match plugin.create_transport(&name, &cfg, services, events) {
                         Ok(instance) => {
@@ -202,6 +363,11 @@ impl Node {
                 drop(t);
             }
         }
+        for (_, ws) in self.waiters.drain() {
+            for w in ws {
+                let _ = w.reply.send(Reply::err("the node is shutting down"));
+            }
+        }
     }
 
     fn slot(&mut self, id: InstanceId) -> Option<&mut TransportSlot> {
@@ -222,37 +388,53 @@ impl Node {
         }
     }
 
-    /// A message from a transport.
-    pub fn on_transport_msg(&mut self, msg: TransportMsg) {
-        let now = self.services.uptime_ms();
-        match msg {
-            TransportMsg::Frame { instance, peer, data } => {
-                if let Some(slot) = self.slot(instance) {
+    /// Messages from transports, handled in one batch.
+    pub fn on_transport_msgs(&mut self, msgs: Vec<TransportMsg>) {
+        for msg in &msgs {
+            if let TransportMsg::Frame { instance, .. } = msg {
+                if let Some(slot) = self.slot(*instance) {
                     slot.stats.frames_in += 1;
-                }
-                self.engine
-                    .handle(now, Event::Frame { link: LinkId { transport: instance.0, peer }, data: &data });
-            }
-            TransportMsg::Link { instance, kind, peer } => {
-                let link = LinkId { transport: instance.0, peer };
-                match kind {
-                    MP_LINK_UP => {
-                        tracing::info!("link up: {} via transport {:?}", link.peer, instance);
-                        self.engine.handle(now, Event::LinkUp { link });
-                    }
-                    MP_LINK_DOWN => {
-                        tracing::info!("link down: {} via transport {:?}", link.peer, instance);
-                        self.engine.handle(now, Event::LinkDown { link });
-                    }
-                    _ => {}
                 }
             }
         }
-        self.run_actions();
+        self.with_batch(|engine, clock, batch| {
+            for msg in msgs {
+                let event = match msg {
+                    TransportMsg::Frame { instance, peer, data } => {
+                        engine.handle(
+                            clock,
+                            batch,
+                            Event::Frame { link: LinkId { transport: instance.0, peer }, data: &data },
+                        )?;
+                        continue;
+                    }
+                    TransportMsg::Link { instance, kind, peer, metric, signal_dbm } => {
+                        let link = LinkId { transport: instance.0, peer };
+                        match kind {
+                            MP_LINK_UP => Event::LinkUp { link, metric, signal_dbm },
+                            MP_LINK_DOWN => Event::LinkDown { link },
+                            MP_LINK_UPDATE => Event::LinkUpdate { link, metric, signal_dbm },
+                            _ => continue,
+                        }
+                    }
+                };
+                match &event {
+                    Event::LinkUp { link, .. } => {
+                        tracing::info!("link up: {} (transport {})", link.peer, link.transport)
+                    }
+                    Event::LinkDown { link } => {
+                        tracing::info!("link down: {} (transport {})", link.peer, link.transport)
+                    }
+                    _ => {}
+                }
+                engine.handle(clock, batch, event)?;
+            }
+            Ok(())
+        });
     }
 
-    /// Carries out what the engine asked for.
-    pub fn run_actions(&mut self) {
+    /// Carries out what the engine asked for (after its batch committed).
+    fn run_actions(&mut self) {
         while let Some(action) = self.engine.poll_action() {
             match action {
                 Action::Send { link, frame } => {
@@ -262,6 +444,8 @@ impl Node {
                     let result = t.send(&link.peer, &frame);
                     match &result {
                         Ok(()) => slot.stats.frames_out += 1,
+                        // Lost frames are recovered by the engine's
+                        // retransmission and next summary exchange.
                         Err(CallError::Again) => slot.stats.send_busy += 1,
                         Err(_) => slot.stats.send_failed += 1,
                     }
@@ -275,18 +459,36 @@ impl Node {
                 Action::NeighbourDown { link, node_key } => {
                     tracing::info!("neighbour {} down on {}", encode_hex(&node_key), link.peer)
                 }
+                Action::Deliverable { service } => self.wake_waiters(&service),
+                Action::Note(note) => log_note(&note),
             }
         }
     }
 
-    /// Fires due timers.
+    /// Fires due plugin timers and engine timeouts.
     pub fn fire_timers(&mut self) {
         let now = self.services.uptime_ms();
         for (id, timer) in self.services.pop_due(now) {
-            let Some(t) = self.transport(id) else { continue };
-            if let Err(e) = t.on_timer(timer) {
-                self.after_error(id, "on_timer", &e);
+            if let Some(t) = self.transport(id) {
+                if let Err(e) = t.on_timer(timer) {
+                    self.after_error(id, "on_timer", &e);
+                }
+            } else {
+                self.with_batch(|engine, clock, batch| engine.plugin_timer(clock, batch, id, timer));
             }
+        }
+        if self.engine.next_timeout().is_some_and(|t| t <= now) {
+            self.with_batch(|engine, clock, batch| engine.handle_timeout(clock, batch));
+        }
+        self.expire_waiters(now);
+    }
+
+    /// The earliest time the loop must wake for the engine or a `recv`.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let waiter = self.waiters.values().flatten().map(|w| w.deadline_ms).min();
+        match (self.engine.next_timeout(), waiter) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -327,17 +529,176 @@ impl Node {
         !self.pending_fds.is_empty()
     }
 
-    /// A control request.
-    pub fn control(&mut self, method: &str, _params: &Value) -> Result<Value, String> {
-        match method {
+    /// A control request. `recv` may park the reply until a payload arrives.
+    pub fn control(&mut self, method: &str, params: &Value, reply: oneshot::Sender<Reply>) {
+        let answer = match method {
             "status" => Ok(self.status()),
-            other => Err(format!("unknown method `{other}` (try `status`)")),
+            "send" => self.control_send(params),
+            "recv" => return self.control_recv(params, reply),
+            "ack" => self.control_ack(params),
+            "bundles" => self.control_bundles(),
+            other => Err(format!("unknown method `{other}` (methods: status, send, recv, ack, bundles)")),
+        };
+        let _ = reply.send(match answer {
+            Ok(v) => Reply::ok(v),
+            Err(e) => Reply::err(e),
+        });
+    }
+
+    /// `send`: one payload (`payload`) or many (`payloads`, submitted in one
+    /// store batch: one fsync for all), each base64.
+    fn control_send(&mut self, p: &Value) -> Result<Value, String> {
+        let destination =
+            p["destination"].as_str().ok_or("send: `destination` (an endpoint URI) is required")?;
+        let service = p["service"].as_str().unwrap_or("app");
+        let decode = |v: &Value, what: &str| -> Result<Vec<u8>, String> {
+            b64()
+                .decode(v.as_str().ok_or(format!("send: `{what}` must be base64 text"))?)
+                .map_err(|e| format!("send: `{what}` is not base64: {e}"))
+        };
+        let payloads: Vec<Vec<u8>> = match (&p["payload"], &p["payloads"]) {
+            (Value::Null, Value::Array(list)) if !list.is_empty() && list.len() <= 10_000 => {
+                list.iter().map(|v| decode(v, "payloads[]")).collect::<Result<_, _>>()?
+            }
+            (Value::Null, Value::Array(_)) => {
+                return Err("send: `payloads` must hold 1 to 10000 payloads".into());
+            }
+            (v, Value::Null) if !v.is_null() => vec![decode(v, "payload")?],
+            _ => return Err("send: give either `payload` or `payloads` (base64)".into()),
+        };
+        let lifetime_ms = match p.get("lifetime_s") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64().filter(|&s| s > 0).ok_or("send: `lifetime_s` must be a positive integer")? * 1000,
+            ),
+        };
+        let priority = match p["priority"].as_str().unwrap_or("normal") {
+            "bulk" => 0,
+            "normal" => 1,
+            "expedited" => 2,
+            other => return Err(format!("send: `priority` `{other}` is not bulk, normal or expedited")),
+        };
+        // All or nothing: one refusal abandons the whole batch.
+        let ids = self.try_batch(|engine, clock, batch| {
+            let mut ids = Vec::with_capacity(payloads.len());
+            for payload in &payloads {
+                let submit = Submit { destination, source_service: service, payload, lifetime_ms, priority };
+                match engine.submit(clock, batch, submit) {
+                    Ok(id) => ids.push(id),
+                    Err(meshpay_engine::SubmitError::Store(e)) => return Err(e),
+                    Err(e) => return Ok(Err(e.to_string())),
+                }
+            }
+            Ok(Ok(ids))
+        });
+        match ids {
+            Some(Ok(ids)) if p["payloads"].is_null() => Ok(json!({ "id": encode_hex(&ids[0]) })),
+            Some(Ok(ids)) => Ok(json!({ "ids": ids.iter().map(|i| encode_hex(i)).collect::<Vec<_>>() })),
+            Some(Err(e)) => Err(format!("send: {e} (nothing was sent)")),
+            None => {
+                Err(format!("send: the store failed: {}", self.last_store_error.clone().unwrap_or_default()))
+            }
         }
+    }
+
+    fn deliveries(&mut self, service: &str, max: usize) -> Result<Vec<Value>, String> {
+        let mut out = Vec::new();
+        self.with_batch(|_, _, batch| {
+            for d in batch.deliveries(service, max)? {
+                out.push(json!({
+                    "seq": d.seq,
+                    "id": encode_hex(&d.id),
+                    "source": d.source,
+                    "received_unix_ms": d.received_unix_ms,
+                    "payload": b64().encode(&d.payload),
+                }));
+            }
+            Ok(())
+        })
+        .ok_or("the store failed")?;
+        Ok(out)
+    }
+
+    fn control_recv(&mut self, p: &Value, reply: oneshot::Sender<Reply>) {
+        let Some(service) = p["service"].as_str().filter(|s| !s.is_empty()) else {
+            let _ = reply.send(Reply::err("recv: `service` is required"));
+            return;
+        };
+        let max = p["max"].as_u64().unwrap_or(64).clamp(1, 1024) as usize;
+        let wait_ms = p["wait_ms"].as_u64().unwrap_or(0).min(MAX_RECV_WAIT_MS);
+        match self.deliveries(service, max) {
+            Ok(items) if items.is_empty() && wait_ms > 0 => {
+                let deadline_ms = self.services.uptime_ms() + wait_ms;
+                self.waiters.entry(service.to_owned()).or_default().push(RecvWaiter {
+                    max,
+                    deadline_ms,
+                    reply,
+                });
+            }
+            Ok(items) => {
+                let _ = reply.send(Reply::ok(json!({ "items": items })));
+            }
+            Err(e) => {
+                let _ = reply.send(Reply::err(e));
+            }
+        }
+    }
+
+    fn wake_waiters(&mut self, service: &str) {
+        let Some(waiters) = self.waiters.remove(service) else { return };
+        for w in waiters {
+            let answer = match self.deliveries(service, w.max) {
+                Ok(items) => Reply::ok(json!({ "items": items })),
+                Err(e) => Reply::err(e),
+            };
+            let _ = w.reply.send(answer);
+        }
+    }
+
+    fn expire_waiters(&mut self, now: u64) {
+        for ws in self.waiters.values_mut() {
+            let (due, keep): (Vec<_>, Vec<_>) = ws.drain(..).partition(|w| w.deadline_ms <= now);
+            *ws = keep;
+            for w in due {
+                let _ = w.reply.send(Reply::ok(json!({ "items": [] })));
+            }
+        }
+        self.waiters.retain(|_, ws| !ws.is_empty());
+    }
+
+    fn control_ack(&mut self, p: &Value) -> Result<Value, String> {
+        let service = p["service"].as_str().ok_or("ack: `service` is required")?.to_owned();
+        let seq = p["seq"].as_u64().ok_or("ack: `seq` is required")?;
+        let removed =
+            self.with_batch(|_, _, batch| batch.ack_deliveries(&service, seq)).ok_or("the store failed")?;
+        Ok(json!({ "removed": removed }))
+    }
+
+    fn control_bundles(&mut self) -> Result<Value, String> {
+        let now = unix_ms();
+        let list = self.store.list().map_err(|e| e.to_string())?;
+        let items: Vec<Value> = list
+            .iter()
+            .map(|m| {
+                json!({
+                    "id": encode_hex(&m.id),
+                    "source": m.source,
+                    "destination": m.destination,
+                    "size": m.size,
+                    "priority": m.priority,
+                    "age_s": now.saturating_sub(m.received_unix_ms) as f64 / 1000.0,
+                    "expires_in_s": m.expires_unix_ms.saturating_sub(now) as f64 / 1000.0,
+                    "copies": (m.copies != u32::MAX).then_some(m.copies),
+                    "local": m.local,
+                })
+            })
+            .collect();
+        Ok(json!({ "bundles": items }))
     }
 
     fn status(&self) -> Value {
         let key = self.identity.public_key();
-        let counters = self.engine.counters();
+        let c = self.engine.counters();
         let transports: Vec<Value> = self
             .slots
             .iter()
@@ -362,7 +723,10 @@ impl Node {
             .collect();
         let mut plugins: Vec<Value> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
-        for p in self.slots.iter().filter_map(|s| s.plugin.as_ref()) {
+        let routing = self.engine.routing().plugin().clone();
+        let consensus = self.engine.consensus().map(|c| c.plugin().clone());
+        let all = self.slots.iter().filter_map(|s| s.plugin.clone()).chain([routing]).chain(consensus);
+        for p in all {
             let d = p.descriptor();
             if seen.insert(d.id.clone()) {
                 plugins.push(json!({
@@ -376,10 +740,15 @@ impl Node {
                 }));
             }
         }
+        let instance_state = |s: &InstanceState| match s {
+            InstanceState::Active => json!({"state": "active"}),
+            InstanceState::Disabled { reason } => json!({"state": "disabled", "reason": reason}),
+        };
         let now = self.services.uptime_ms();
         let neighbours: Vec<Value> = self
             .engine
             .neighbours()
+            .iter()
             .map(|n| {
                 let transport = self
                     .by_instance
@@ -392,9 +761,12 @@ impl Node {
                     "transport": transport,
                     "peer": n.link.peer,
                     "for_s": now.saturating_sub(n.since_ms) as f64 / 1000.0,
+                    "queued": n.queued,
+                    "in_flight": n.in_flight,
                 })
             })
             .collect();
+        let (held_bytes, held) = self.store.usage().unwrap_or((0, 0));
         json!({
             "node": {
                 "name": self.name,
@@ -408,15 +780,57 @@ impl Node {
             "uptime_s": now as f64 / 1000.0,
             "plugins": plugins,
             "transports": transports,
+            "routing": instance_state(self.engine.routing().state()),
+            "consensus": self.engine.consensus().map(|c| instance_state(c.state())),
             "neighbours": neighbours,
+            "store": {
+                "bundles": held,
+                "bytes": held_bytes,
+                "quota_bytes": self.store.config().quota_bytes,
+                "errors": self.store_errors,
+                "last_error": self.last_store_error,
+            },
             "counters": {
-                "frames_in": counters.frames_in,
-                "frames_out": counters.frames_out,
-                "frames_malformed": counters.frames_malformed,
-                "frames_unknown_link": counters.frames_unknown_link,
+                "frames_in": c.frames_in,
+                "frames_out": c.frames_out,
+                "frames_malformed": c.frames_malformed,
+                "frames_unknown_link": c.frames_unknown_link,
                 "frames_dropped_queue_full": self.events.dropped.load(Ordering::Relaxed),
+                "bundles_received": c.bundles_received,
+                "bundles_stored": c.bundles_stored,
+                "bundles_duplicate": c.bundles_duplicate,
+                "bundles_delivered": c.bundles_delivered,
+                "bundles_sent": c.bundles_sent,
+                "bundles_acked": c.bundles_acked,
+                "bundles_refused": c.bundles_refused,
+                "bundles_rate_limited": c.bundles_rate_limited,
+                "bundles_expired": c.bundles_expired,
+                "bundles_evicted": c.bundles_evicted,
+                "retransmits": c.retransmits,
+                "local_submitted": c.local_submitted,
             },
         })
+    }
+}
+
+fn log_note(note: &Note) {
+    match note {
+        Note::BundleStored { id, from, evicted } => tracing::debug!(
+            "bundle {} stored (from {}, {evicted} evicted)",
+            encode_hex(id),
+            from.map(|k| encode_hex(&k)).unwrap_or_else(|| "this node".into())
+        ),
+        Note::BundleDelivered { id, service } => {
+            tracing::info!("bundle {} delivered to {service}", encode_hex(id))
+        }
+        Note::BundleRefused { id, reason } => tracing::debug!(
+            "bundle {} refused: {reason}",
+            id.map(|i| encode_hex(&i)).unwrap_or_else(|| "?".into())
+        ),
+        Note::ConsensusRefused { id, reason } => {
+            tracing::warn!("bundle {} refused by the consensus plugin: {reason}", encode_hex(id))
+        }
+        Note::PluginFailed { what, error } => tracing::error!("{what}: {error}"),
     }
 }
 

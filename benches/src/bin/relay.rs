@@ -1,0 +1,237 @@
+//! Relay benchmark: three `meshpay run` processes A–B–C in network
+//! namespaces joined by veth pairs, over the UDP transport, every node with
+//! its persistent LMDB store (fsync per batch). A submits bundles through its
+//! control API; C's application receives and acknowledges them.
+//!
+//! Prints `name value unit` lines:
+//! - bundles/s and MB/s end to end for 200-byte and 64 KiB payloads, each
+//!   with its ratio to the project's target (25k/s, 200 MB/s);
+//! - median and 99th-percentile delivery latency (paced traffic, one bundle
+//!   at a time, so queueing does not hide the path's own latency);
+//! - the relay's (B's) peak RSS, its RSS after 10k and after all 200-byte
+//!   bundles passed, and their ratio (flat memory: close to 1).
+//!
+//! Needs root (network namespaces) and the release `meshpay` binary:
+//! `cargo build --release -p meshpay && cargo run --release -p meshpay-benches --bin relay -- --quick`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use meshpay::control::Client;
+use meshpay_tests::{NodeProc, namespaces_or_skip, veth};
+use serde_json::json;
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+fn config(name: &str, interfaces: &[&str]) -> String {
+    let ifs = interfaces.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", ");
+    format!(
+        "[node]\nname = \"{name}\"\nlog_level = \"warn\"\n\n\
+         [store]\nquota_mb = 2048\n\n\
+         [bundles]\nwindow = 512\n\n\
+         [[transport]]\nname = \"udp\"\nplugin = \"org.meshpay.transport.udp\"\n\
+         config = {{ interfaces = [{ifs}] }}\n"
+    )
+}
+
+fn rss_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Receives `count` payloads at C, acknowledging as it goes; records each
+/// payload's latency (its first 8 bytes are the send time) and calls
+/// `on_progress` with the running count.
+fn receive(
+    socket: &Path,
+    service: &str,
+    count: u64,
+    on_progress: impl Fn(u64),
+    latencies: &Mutex<Vec<u64>>,
+) -> Instant {
+    let mut c = Client::connect(socket).expect("connect to C");
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while got < count {
+        assert!(Instant::now() < deadline, "relay: only {got} of {count} bundles arrived");
+        let r = c.call("recv", json!({"service": service, "max": 1024, "wait_ms": 1000})).expect("recv");
+        let items = r["items"].as_array().cloned().unwrap_or_default();
+        let arrived = now_ns();
+        let mut last_seq = None;
+        for item in &items {
+            let payload = b64().decode(item["payload"].as_str().unwrap()).unwrap();
+            let sent = u64::from_be_bytes(payload[..8].try_into().unwrap());
+            latencies.lock().unwrap().push(arrived.saturating_sub(sent));
+            last_seq = item["seq"].as_u64();
+        }
+        if let Some(seq) = last_seq {
+            c.call("ack", json!({"service": service, "seq": seq})).expect("ack");
+        }
+        got += items.len() as u64;
+        on_progress(got);
+    }
+    Instant::now()
+}
+
+/// Pushes `count` payloads of `size` bytes from A to `dest` in batches.
+fn send_all(socket: &Path, dest: &str, service: &str, count: u64, size: usize, batch: u64) -> Instant {
+    let mut a = Client::connect(socket).expect("connect to A");
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < count {
+        let n = batch.min(count - sent);
+        let payloads: Vec<String> = (0..n)
+            .map(|i| {
+                let mut p = vec![(sent + i) as u8; size];
+                p[..8].copy_from_slice(&now_ns().to_be_bytes());
+                b64().encode(&p)
+            })
+            .collect();
+        a.call(
+            "send",
+            json!({"destination": dest, "service": service, "payloads": payloads, "lifetime_s": 3600}),
+        )
+        .expect("send");
+        sent += n;
+    }
+    start
+}
+
+struct Phase {
+    bundles_per_s: f64,
+    mb_per_s: f64,
+}
+
+fn throughput(
+    a: &NodeProc,
+    c: &NodeProc,
+    dest: &str,
+    service: &str,
+    count: u64,
+    size: usize,
+    batch: u64,
+    b_pid: u32,
+    rss: &Arc<Mutex<Vec<(u64, u64)>>>,
+) -> Phase {
+    let latencies = Mutex::new(Vec::new());
+    let c_sock = c.state_dir().join("control.sock");
+    let a_sock = a.state_dir().join("control.sock");
+    let dest_owned = dest.to_owned();
+    let service_owned = service.to_owned();
+    let sender =
+        std::thread::spawn(move || send_all(&a_sock, &dest_owned, &service_owned, count, size, batch));
+    let rss_marks = rss.clone();
+    let next_mark = AtomicU64::new(10_000);
+    let end = receive(
+        &c_sock,
+        service,
+        count,
+        |got| {
+            let mark = next_mark.load(Ordering::Relaxed);
+            if got >= mark {
+                rss_marks.lock().unwrap().push((got, rss_kb(b_pid, "VmRSS:")));
+                next_mark.store(mark + 10_000, Ordering::Relaxed);
+            }
+        },
+        &latencies,
+    );
+    let start = sender.join().unwrap();
+    let secs = end.duration_since(start).as_secs_f64();
+    Phase { bundles_per_s: count as f64 / secs, mb_per_s: count as f64 * size as f64 / secs / 1e6 }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (small_n, large_n, latency_n) = if quick { (20_000, 600, 100) } else { (100_000, 3_000, 400) };
+
+    let Some(ns) = namespaces_or_skip(&["ra", "rb", "rc"]) else {
+        eprintln!("relay: needs network namespaces (run as root)");
+        std::process::exit(2);
+    };
+    let (a, b, c) = (&ns[0], &ns[1], &ns[2]);
+    veth(a, "eth0", b, "eth0").unwrap();
+    veth(b, "eth1", c, "eth0").unwrap();
+    // On the real disk (not tmpfs): the store's fsyncs are part of the cost.
+    let dir = tempfile::Builder::new().prefix("meshpay-relay-").tempdir_in("/var/tmp").unwrap();
+    let na = NodeProc::start_in(a, &dir.path().join("a"), &config("A", &["eth0"]));
+    let nb = NodeProc::start_in(b, &dir.path().join("b"), &config("B", &["eth0", "eth1"]));
+    let nc = NodeProc::start_in(c, &dir.path().join("c"), &config("C", &["eth0"]));
+    for (n, want) in [(&na, 1), (&nb, 2), (&nc, 1)] {
+        n.wait_status("neighbours", Duration::from_secs(30), |s| {
+            s["neighbours"].as_array().map_or(0, Vec::len) >= want
+        });
+    }
+    let (_, c_endpoint) = nc.id();
+    let dest = |service: &str| format!("{c_endpoint}{service}");
+    let b_pid = nb.pid();
+    let rss = Arc::new(Mutex::new(Vec::new()));
+
+    let small = throughput(&na, &nc, &dest("small"), "small", small_n, 200, 500, b_pid, &rss);
+    let rss_after_small = rss_kb(b_pid, "VmRSS:");
+    let marks = rss.lock().unwrap().clone();
+    let large = throughput(
+        &na,
+        &nc,
+        &dest("large"),
+        "large",
+        large_n,
+        64 * 1024,
+        16,
+        b_pid,
+        &Arc::new(Mutex::new(Vec::new())),
+    );
+
+    // Latency: one bundle at a time, 10 ms apart.
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let c_sock = nc.state_dir().join("control.sock");
+    let lat = latencies.clone();
+    let receiver = std::thread::spawn(move || receive(&c_sock, "ping", latency_n, |_| {}, &lat));
+    let mut a_client = Client::connect(&na.state_dir().join("control.sock")).unwrap();
+    for _ in 0..latency_n {
+        let mut p = vec![0u8; 200];
+        p[..8].copy_from_slice(&now_ns().to_be_bytes());
+        a_client
+            .call(
+                "send",
+                json!({"destination": dest("ping"), "service": "ping", "payload": b64().encode(&p)}),
+            )
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    receiver.join().unwrap();
+    let mut l = latencies.lock().unwrap().clone();
+    l.sort_unstable();
+    let pct = |q: f64| l[((l.len() as f64 * q) as usize).min(l.len() - 1)] as f64 / 1e6;
+
+    let peak = rss_kb(b_pid, "VmHWM:");
+    let first_mark = marks.first().map(|m| m.1).unwrap_or(rss_after_small);
+    println!("relay_200b_bundles_per_s {:.0} 1/s", small.bundles_per_s);
+    println!("relay_200b_mb_per_s {:.2} MB/s", small.mb_per_s);
+    println!("relay_200b_target_ratio {:.2} x", small.bundles_per_s / 25_000.0);
+    println!("relay_64k_mb_per_s {:.1} MB/s", large.mb_per_s);
+    println!("relay_64k_bundles_per_s {:.0} 1/s", large.bundles_per_s);
+    println!("relay_64k_target_ratio {:.2} x", large.mb_per_s / 200.0);
+    println!("relay_latency_p50_ms {:.2} ms", pct(0.5));
+    println!("relay_latency_p99_ms {:.2} ms", pct(0.99));
+    println!("relay_b_peak_rss_mb {:.1} MB", peak as f64 / 1024.0);
+    println!("relay_b_rss_after_10k_mb {:.1} MB", first_mark as f64 / 1024.0);
+    println!("relay_b_rss_after_{}k_mb {:.1} MB", small_n / 1000, rss_after_small as f64 / 1024.0);
+    println!("relay_b_rss_growth_ratio {:.2} x", rss_after_small as f64 / first_mark.max(1) as f64);
+    for n in [na, nb, nc] {
+        n.stop();
+    }
+}

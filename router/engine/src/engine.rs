@@ -1,0 +1,1187 @@
+//! The engine: store-carry-forward of bundles between neighbours.
+//!
+//! Every entry point takes the driver's [`Clock`] and the store [`Batch`]
+//! the driver opened for this batch of events. The engine never commits: the
+//! driver commits the batch and only then carries out the queued
+//! [`Action::Send`]s, so an acknowledgement never leaves before what it
+//! acknowledges is on disk.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use meshpay_abi::{BundleInfo, MP_COPIES_UNLIMITED, MP_LINK_DOWN, MP_LINK_UP, MP_LINK_UPDATE, PeerInfo};
+use meshpay_bundle::{BundleView, Eid, EidRef, Limits};
+use meshpay_host::{CallError, Consensus, HostAction, InstanceId, Routing};
+use meshpay_store::{Batch, BundleMeta, Insert, StoreError};
+
+use crate::frame::{AckStatus, Frame, FrameRepr, MAX_SUMMARY_IDS, id_prefix};
+use crate::peer::{Id, InFlight, Neighbour, Queued, TokenBucket};
+
+/// One link: a transport instance and a peer address on it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkId {
+    /// The transport instance (the host's instance id).
+    pub transport: u64,
+    /// The transport's own peer address.
+    pub peer: String,
+}
+
+/// The driver's two clocks: monotonic for timers, wall for bundle expiry
+/// (the wall clock need not agree with other nodes': bundles carry their
+/// age, RFC 9171 §4.4.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clock {
+    pub mono_ms: u64,
+    pub unix_ms: u64,
+}
+
+/// What the engine is told.
+#[derive(Debug)]
+pub enum Event<'a> {
+    LinkUp { link: LinkId, metric: Option<u32>, signal_dbm: Option<i32> },
+    LinkUpdate { link: LinkId, metric: Option<u32>, signal_dbm: Option<i32> },
+    LinkDown { link: LinkId },
+    Frame { link: LinkId, data: &'a [u8] },
+}
+
+/// Something worth a log line or a metric, reported as it happens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    BundleStored { id: Id, from: Option<[u8; 32]>, evicted: usize },
+    BundleDelivered { id: Id, service: String },
+    BundleRefused { id: Option<Id>, reason: String },
+    ConsensusRefused { id: Id, reason: String },
+    PluginFailed { what: String, error: String },
+}
+
+/// What the engine asks its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send `frame` on `link` (after committing the batch).
+    Send {
+        link: LinkId,
+        frame: Vec<u8>,
+    },
+    NeighbourUp {
+        link: LinkId,
+        node_key: [u8; 32],
+    },
+    NeighbourDown {
+        link: LinkId,
+        node_key: [u8; 32],
+    },
+    /// A payload was queued for the local application reading `service`.
+    Deliverable {
+        service: String,
+    },
+    Note(Note),
+}
+
+/// Inbound limits per neighbour.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    pub bundles_per_s: f64,
+    pub bytes_per_s: f64,
+    /// Seconds of burst the buckets hold.
+    pub burst_s: f64,
+}
+
+/// Engine settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    pub limits: Limits,
+    /// Lifetime of bundles created here unless the caller says otherwise.
+    pub default_lifetime_ms: u64,
+    pub hop_limit: u32,
+    /// Bundles in flight (sent, not acknowledged) per neighbour.
+    pub window: usize,
+    pub retransmit_ms: u64,
+    pub max_retries: u32,
+    /// Wait after a neighbour answered "later".
+    pub later_backoff_ms: u64,
+    pub peer_rate: RateLimit,
+    /// Most bytes this node holds that came from one neighbour.
+    pub peer_quota_bytes: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            limits: Limits::default(),
+            default_lifetime_ms: 24 * 3600 * 1000,
+            hop_limit: 32,
+            window: 64,
+            retransmit_ms: 2000,
+            max_retries: 5,
+            later_backoff_ms: 1000,
+            peer_rate: RateLimit { bundles_per_s: 100_000.0, bytes_per_s: 1e9, burst_s: 1.0 },
+            peer_quota_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Frame and bundle counters, for status and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub frames_malformed: u64,
+    pub frames_unknown_link: u64,
+    pub bundles_received: u64,
+    pub bundles_stored: u64,
+    pub bundles_duplicate: u64,
+    pub bundles_delivered: u64,
+    pub bundles_sent: u64,
+    pub bundles_acked: u64,
+    pub bundles_refused: u64,
+    pub bundles_rate_limited: u64,
+    pub bundles_expired: u64,
+    pub bundles_evicted: u64,
+    pub retransmits: u64,
+    pub local_submitted: u64,
+    pub consensus_refused: u64,
+}
+
+/// A neighbour as shown in status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeighbourStatus {
+    pub node_key: [u8; 32],
+    pub link: LinkId,
+    pub since_ms: u64,
+    pub metric: Option<u32>,
+    pub queued: usize,
+    pub in_flight: usize,
+}
+
+/// A bundle the local application asks the node to send.
+#[derive(Clone, Debug)]
+pub struct Submit<'a> {
+    pub destination: &'a str,
+    /// Service under this node's endpoint the bundle comes from.
+    pub source_service: &'a str,
+    pub payload: &'a [u8],
+    /// `None`: the configured default.
+    pub lifetime_ms: Option<u64>,
+    pub priority: u8,
+}
+
+/// Why a submission was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("bad destination `{0}`: {1}")]
+    Destination(String, String),
+    #[error("payload of {0} bytes is larger than the {1}-byte bundle limit")]
+    TooLarge(usize, u64),
+    #[error("the store is full: nothing could be evicted to make room")]
+    Full,
+    #[error("bundle: {0}")]
+    Bundle(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct ConsensusSlot {
+    plugin: Box<dyn Consensus>,
+    subscriptions: HashSet<String>,
+}
+
+/// The sans-IO node core.
+pub struct Engine {
+    cfg: EngineConfig,
+    node_key: [u8; 32],
+    endpoint: String,
+    eid: Eid,
+    routing: Box<dyn Routing>,
+    consensus: Option<ConsensusSlot>,
+    links: BTreeMap<LinkId, Option<[u8; 32]>>,
+    neighbours: BTreeMap<[u8; 32], Neighbour>,
+    /// Copies of a bundle promised to neighbours (queued or in flight).
+    reserved: HashMap<Id, u32>,
+    actions: VecDeque<Action>,
+    counters: Counters,
+    next_expiry_unix: Option<u64>,
+    /// `unix_ms - mono_ms` at the last event, to turn expiry times into
+    /// monotonic deadlines.
+    unix_offset: i64,
+    sequence: u64,
+}
+
+fn endpoint_of(key: &[u8; 32]) -> String {
+    let mut s = String::with_capacity(71);
+    s.push_str("dtn://");
+    for b in key {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s.push('/');
+    s
+}
+
+fn bundle_info<'m>(m: &'m BundleMeta, copies: u32) -> BundleInfo<'m> {
+    BundleInfo {
+        id: &m.id,
+        source: &m.source,
+        destination: &m.destination,
+        priority: u32::from(m.priority),
+        created_ms: 0,
+        lifetime_ms: m.expires_unix_ms.saturating_sub(m.received_unix_ms),
+        age_ms: 0,
+        payload_len: u64::from(m.size),
+        hop_count: 0,
+        copies,
+        payload: &[],
+    }
+}
+
+impl Engine {
+    /// An engine for node `node_key` with its routing plugin instance.
+    pub fn new(cfg: EngineConfig, node_key: [u8; 32], routing: Box<dyn Routing>) -> Engine {
+        let endpoint = endpoint_of(&node_key);
+        let eid = endpoint.parse().expect("a node endpoint is a valid EID");
+        Engine {
+            cfg,
+            node_key,
+            endpoint,
+            eid,
+            routing,
+            consensus: None,
+            links: BTreeMap::new(),
+            neighbours: BTreeMap::new(),
+            reserved: HashMap::new(),
+            actions: VecDeque::new(),
+            counters: Counters::default(),
+            next_expiry_unix: None,
+            unix_offset: 0,
+            sequence: 0,
+        }
+    }
+
+    /// This node's endpoint, `dtn://<hex key>/`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn routing(&self) -> &dyn Routing {
+        self.routing.as_ref()
+    }
+
+    pub fn consensus(&self) -> Option<&dyn Consensus> {
+        self.consensus.as_ref().map(|c| c.plugin.as_ref())
+    }
+
+    /// Installs the consensus plugin instance (created by the driver inside
+    /// a batch, so its `kv_open` calls could run), applying the
+    /// subscriptions it asked for.
+    pub fn set_consensus(&mut self, mut plugin: Box<dyn Consensus>) {
+        let mut subscriptions = HashSet::new();
+        for a in plugin.take_actions() {
+            if let HostAction::Subscribe { endpoint } = a {
+                subscriptions.insert(endpoint);
+            }
+        }
+        self.consensus = Some(ConsensusSlot { plugin, subscriptions });
+    }
+
+    /// Reads what the engine needs from the store after a (re)start.
+    pub fn load(&mut self, clock: Clock, batch: &mut Batch<'_>) -> Result<(), StoreError> {
+        self.tick_clock(clock);
+        self.next_expiry_unix = batch.next_expiry()?;
+        Ok(())
+    }
+
+    fn tick_clock(&mut self, clock: Clock) {
+        self.unix_offset = clock.unix_ms as i64 - clock.mono_ms as i64;
+    }
+
+    /// Feeds one event.
+    pub fn handle(
+        &mut self,
+        clock: Clock,
+        batch: &mut Batch<'_>,
+        event: Event<'_>,
+    ) -> Result<(), StoreError> {
+        self.tick_clock(clock);
+        match event {
+            Event::LinkUp { link, .. } => {
+                self.links.entry(link.clone()).or_insert(None);
+                self.send(link, &FrameRepr::Hello { node_key: self.node_key });
+            }
+            Event::LinkUpdate { link, metric, signal_dbm } => {
+                if let Some(Some(key)) = self.links.get(&link).copied() {
+                    if let Some(n) = self.neighbours.get_mut(&key) {
+                        n.metric = metric;
+                        n.signal = signal_dbm;
+                        let peer = PeerInfo { node: &n.endpoint, link_metric: metric, signal_dbm };
+                        let r = self.routing.on_contact(&peer, MP_LINK_UPDATE);
+                        self.after_routing_call("on_contact", r);
+                    }
+                }
+            }
+            Event::LinkDown { link } => self.link_down(&link),
+            Event::Frame { link, data } => self.on_frame(clock, batch, link, data)?,
+        }
+        self.pump_all(clock, batch)
+    }
+
+    fn link_down(&mut self, link: &LinkId) {
+        let Some(Some(key)) = self.links.remove(link) else { return };
+        let Some(n) = self.neighbours.get_mut(&key) else { return };
+        n.links.retain(|l| l != link);
+        if !n.links.is_empty() {
+            return;
+        }
+        let n = self.neighbours.remove(&key).expect("present");
+        for id in n.pending.iter() {
+            let given = n.queue.iter().find(|q| &q.id == id).map(|q| q.copies).unwrap_or(0)
+                + n.inflight.get(id).map_or(0, |f| f.copies);
+            self.release(id, given);
+        }
+        let peer = PeerInfo { node: &n.endpoint, link_metric: n.metric, signal_dbm: n.signal };
+        let r = self.routing.on_contact(&peer, MP_LINK_DOWN);
+        self.after_routing_call("on_contact", r);
+        self.actions.push_back(Action::NeighbourDown { link: link.clone(), node_key: key });
+    }
+
+    fn release(&mut self, id: &Id, copies: u32) {
+        if let Some(r) = self.reserved.get_mut(id) {
+            *r = r.saturating_sub(copies);
+            if *r == 0 {
+                self.reserved.remove(id);
+            }
+        }
+    }
+
+    fn on_frame(
+        &mut self,
+        clock: Clock,
+        batch: &mut Batch<'_>,
+        link: LinkId,
+        data: &[u8],
+    ) -> Result<(), StoreError> {
+        self.counters.frames_in += 1;
+        let frame = match Frame::new_checked(data) {
+            Ok(f) => f,
+            Err(_) => {
+                self.counters.frames_malformed += 1;
+                return Ok(());
+            }
+        };
+        let repr = match FrameRepr::parse(&frame) {
+            Ok(r) => r,
+            Err(_) => {
+                self.counters.frames_malformed += 1;
+                return Ok(());
+            }
+        };
+        let Some(known) = self.links.get(&link).copied() else {
+            self.counters.frames_unknown_link += 1;
+            return Ok(());
+        };
+        if let FrameRepr::Hello { node_key } = repr {
+            return self.on_hello(clock, batch, link, known, node_key);
+        }
+        // Everything else only from an identified neighbour.
+        let Some(key) = known else {
+            self.counters.frames_unknown_link += 1;
+            return Ok(());
+        };
+        match repr {
+            FrameRepr::Hello { .. } => unreachable!("handled above"),
+            FrameRepr::Summary { more, prefixes } => {
+                let n = self.neighbours.get_mut(&key).expect("identified links have neighbours");
+                n.has.extend(prefixes);
+                if !more && !n.summary_done {
+                    n.summary_done = true;
+                    self.offer_all_to(batch, &key)?;
+                }
+            }
+            FrameRepr::Bundle { copies, bundle } => self.on_bundle(clock, batch, &key, copies, bundle)?,
+            FrameRepr::Ack { id, status } => self.on_ack(clock, batch, &key, id, status)?,
+            FrameRepr::Control { data } => {
+                let endpoint = self.neighbours[&key].endpoint.clone();
+                let r = self.routing.on_control(&endpoint, data);
+                // The plugin's view of this neighbour changed (PRoPHET's
+                // predictabilities): what it declined before may go now.
+                if self.after_routing_call("on_control", r) && self.neighbours[&key].summary_done {
+                    self.offer_all_to(batch, &key)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_hello(
+        &mut self,
+        clock: Clock,
+        batch: &mut Batch<'_>,
+        link: LinkId,
+        known: Option<[u8; 32]>,
+        node_key: [u8; 32],
+    ) -> Result<(), StoreError> {
+        if known == Some(node_key) {
+            return Ok(());
+        }
+        if node_key == self.node_key {
+            // Our own HELLO reflected (a loop on the link): ignore.
+            return Ok(());
+        }
+        if known.is_some() {
+            // Another node took over the address: the old one is gone.
+            self.link_down(&link);
+            self.links.insert(link.clone(), None);
+        }
+        self.links.insert(link.clone(), Some(node_key));
+        // Answer, so the other side learns us even if our first HELLO was lost.
+        self.send(link.clone(), &FrameRepr::Hello { node_key: self.node_key });
+        if let Some(n) = self.neighbours.get_mut(&node_key) {
+            n.links.push(link);
+            return Ok(());
+        }
+        let rate = self.cfg.peer_rate;
+        let n = Neighbour {
+            links: vec![link.clone()],
+            endpoint: endpoint_of(&node_key),
+            metric: None,
+            signal: None,
+            since_ms: clock.mono_ms,
+            summary_done: false,
+            has: HashSet::new(),
+            queue: VecDeque::new(),
+            pending: HashSet::new(),
+            inflight: HashMap::new(),
+            inbound: TokenBucket::new(rate.bundles_per_s, rate.bundles_per_s * rate.burst_s, clock.mono_ms),
+            inbound_bytes: TokenBucket::new(rate.bytes_per_s, rate.bytes_per_s * rate.burst_s, clock.mono_ms),
+            held_from: batch
+                .held()?
+                .iter()
+                .filter(|m| m.from_peer == Some(node_key))
+                .map(|m| u64::from(m.size))
+                .sum(),
+        };
+        let endpoint = n.endpoint.clone();
+        self.neighbours.insert(node_key, n);
+        self.actions.push_back(Action::NeighbourUp { link: link.clone(), node_key });
+        self.send_summary(batch, &link)?;
+        let peer = PeerInfo { node: &endpoint, link_metric: None, signal_dbm: None };
+        let r = self.routing.on_contact(&peer, MP_LINK_UP);
+        self.after_routing_call("on_contact", r);
+        Ok(())
+    }
+
+    fn send_summary(&mut self, batch: &mut Batch<'_>, link: &LinkId) -> Result<(), StoreError> {
+        let prefixes: Vec<u64> = batch.held_ids()?.iter().map(id_prefix).collect();
+        let mut chunks = prefixes.chunks(MAX_SUMMARY_IDS).peekable();
+        if chunks.peek().is_none() {
+            self.send(link.clone(), &FrameRepr::Summary { more: false, prefixes: Vec::new() });
+        }
+        while let Some(chunk) = chunks.next() {
+            let more = chunks.peek().is_some();
+            self.send(link.clone(), &FrameRepr::Summary { more, prefixes: chunk.to_vec() });
+        }
+        Ok(())
+    }
+
+    fn ack(&mut self, key: &[u8; 32], id: Id, status: AckStatus) {
+        if let Some(n) = self.neighbours.get(key) {
+            let link = n.link().clone();
+            self.send(link, &FrameRepr::Ack { id, status });
+        }
+    }
+
+    fn refuse(&mut self, key: &[u8; 32], id: Option<Id>, status: AckStatus, reason: String) {
+        self.counters.bundles_refused += 1;
+        if let Some(id) = id {
+            self.ack(key, id, status);
+        }
+        self.actions.push_back(Action::Note(Note::BundleRefused { id, reason }));
+    }
+
+    fn on_bundle(
+        &mut self,
+        clock: Clock,
+        batch: &mut Batch<'_>,
+        key: &[u8; 32],
+        copies: u32,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        self.counters.bundles_received += 1;
+        // Cheap checks first: a flood costs little.
+        let n = self.neighbours.get_mut(key).expect("identified");
+        let rate_ok =
+            n.inbound.take(1.0, clock.mono_ms) && n.inbound_bytes.take(bytes.len() as f64, clock.mono_ms);
+        let over_quota = n.held_from + bytes.len() as u64 > self.cfg.peer_quota_bytes;
+        let view = match BundleView::parse(bytes, &self.cfg.limits) {
+            Ok(v) => v,
+            Err(e) => {
+                self.counters.frames_malformed += 1;
+                // No id to acknowledge: the sender's retries will stop at
+                // its retry limit.
+                self.refuse(key, None, AckStatus::Refused, format!("malformed bundle: {e}"));
+                return Ok(());
+            }
+        };
+        let id = view.id().0;
+        let n = self.neighbours.get_mut(key).expect("identified");
+        n.has.insert(id_prefix(&id));
+        if batch.is_known(&id)? {
+            self.counters.bundles_duplicate += 1;
+            self.ack(key, id, AckStatus::Duplicate);
+            return Ok(());
+        }
+        if !rate_ok || over_quota {
+            self.counters.bundles_rate_limited += 1;
+            let why = if rate_ok { "the neighbour's share of the store is full" } else { "rate limit" };
+            self.refuse(key, Some(id), AckStatus::Later, format!("{why}, neighbour {}", endpoint_of(key)));
+            return Ok(());
+        }
+        let age = view.age_ms().unwrap_or(0);
+        let lifetime = view.lifetime_ms();
+        if age >= lifetime {
+            self.refuse(key, Some(id), AckStatus::Refused, "expired on arrival".into());
+            return Ok(());
+        }
+        if view.hop_count().is_some_and(|h| h.count > h.limit) {
+            self.refuse(key, Some(id), AckStatus::Refused, "hop limit exceeded".into());
+            return Ok(());
+        }
+        let meta = BundleMeta {
+            id,
+            source: view.source().to_string(),
+            destination: view.destination().to_string(),
+            priority: view.priority().code(),
+            size: bytes.len() as u32,
+            copies: if copies == 0 { 1 } else { copies },
+            received_unix_ms: clock.unix_ms,
+            expires_unix_ms: clock.unix_ms.saturating_add(lifetime - age),
+            from_peer: Some(*key),
+            local: false,
+            seq: 0,
+        };
+        let status = self.accept(clock, batch, &view, meta, bytes)?;
+        self.ack(key, id, status);
+        Ok(())
+    }
+
+    /// A new bundle (received or local): deliver it here if it is for this
+    /// node, store it if it travels on, and offer it to neighbours.
+    fn accept(
+        &mut self,
+        clock: Clock,
+        batch: &mut Batch<'_>,
+        view: &BundleView<'_>,
+        meta: BundleMeta,
+        bytes: &[u8],
+    ) -> Result<AckStatus, StoreError> {
+        let destination = view.destination();
+        let for_this_node = destination.is_singleton() && destination.node_endpoint() == self.eid;
+        let dest_text = meta.destination.clone();
+        let subscribed = self.consensus.as_ref().is_some_and(|c| c.subscriptions.contains(&dest_text));
+        if subscribed {
+            self.deliver_to_consensus(clock, batch, view, &meta)?;
+        }
+        if for_this_node {
+            if !subscribed {
+                let service = match destination {
+                    EidRef::Dtn { demux, .. } => demux.to_string(),
+                    _ => String::new(),
+                };
+                batch.enqueue_delivery(&service, &meta.id, &meta.source, clock.unix_ms, view.payload())?;
+                self.counters.bundles_delivered += 1;
+                self.actions
+                    .push_back(Action::Note(Note::BundleDelivered { id: meta.id, service: service.clone() }));
+                self.actions.push_back(Action::Deliverable { service });
+            }
+            batch.mark_seen(&meta.id, meta.expires_unix_ms)?;
+            self.note_expiry(meta.expires_unix_ms);
+            return Ok(AckStatus::Stored);
+        }
+        match batch.insert(&meta, bytes)? {
+            Insert::Stored { evicted } => {
+                self.counters.bundles_stored += 1;
+                self.counters.bundles_evicted += evicted.len() as u64;
+                for id in &evicted {
+                    self.forget_everywhere(id);
+                }
+                if let Some(from) = meta.from_peer {
+                    if let Some(n) = self.neighbours.get_mut(&from) {
+                        n.held_from += bytes.len() as u64;
+                    }
+                }
+                self.note_expiry(meta.expires_unix_ms);
+                self.actions.push_back(Action::Note(Note::BundleStored {
+                    id: meta.id,
+                    from: meta.from_peer,
+                    evicted: evicted.len(),
+                }));
+                let stored = batch.meta(&meta.id)?.unwrap_or(meta);
+                let candidates: Vec<[u8; 32]> = self.neighbours.keys().copied().collect();
+                self.offer(batch, &stored, &candidates)?;
+                Ok(AckStatus::Stored)
+            }
+            Insert::Duplicate => {
+                self.counters.bundles_duplicate += 1;
+                Ok(AckStatus::Duplicate)
+            }
+            Insert::TooLarge => {
+                self.counters.bundles_refused += 1;
+                Ok(AckStatus::Refused)
+            }
+            Insert::Full => {
+                self.counters.bundles_refused += 1;
+                Ok(AckStatus::Later)
+            }
+        }
+    }
+
+    fn deliver_to_consensus(
+        &mut self,
+        _clock: Clock,
+        batch: &mut Batch<'_>,
+        view: &BundleView<'_>,
+        meta: &BundleMeta,
+    ) -> Result<(), StoreError> {
+        let Some(slot) = self.consensus.as_mut() else { return Ok(()) };
+        let plugin_id = slot.plugin.plugin().descriptor().id.clone();
+        let info = BundleInfo {
+            id: &meta.id,
+            source: &meta.source,
+            destination: &meta.destination,
+            priority: u32::from(meta.priority),
+            created_ms: view.creation().dtn_time_ms,
+            lifetime_ms: view.lifetime_ms(),
+            age_ms: view.age_ms().unwrap_or(0),
+            payload_len: view.payload().len() as u64,
+            hop_count: view.hop_count().map_or(0, |h| h.count as u32),
+            copies: meta.copies,
+            payload: view.payload(),
+        };
+        let result = {
+            let mut call = batch.plugin_call(&plugin_id);
+            let r = slot.plugin.on_bundle(&mut call, &info);
+            call.finish(r.is_ok())?;
+            r
+        };
+        let actions = slot.plugin.take_actions();
+        match result {
+            Ok(()) => {
+                self.counters.bundles_delivered += 1;
+                self.actions.push_back(Action::Note(Note::BundleDelivered {
+                    id: meta.id,
+                    service: meta.destination.clone(),
+                }));
+                self.apply_consensus_actions(_clock, batch, actions)?;
+            }
+            Err(e) => {
+                // The call's writes were rolled back; what it asked for is dropped too.
+                self.counters.consensus_refused += 1;
+                let disabled = matches!(e, CallError::Panicked { .. } | CallError::Disabled { .. });
+                let note = if disabled {
+                    Note::PluginFailed { what: "consensus on_bundle".into(), error: e.to_string() }
+                } else {
+                    Note::ConsensusRefused { id: meta.id, reason: e.to_string() }
+                };
+                self.actions.push_back(Action::Note(note));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_consensus_actions(
+        &mut self,
+        clock: Clock,
+        batch: &mut Batch<'_>,
+        actions: Vec<HostAction>,
+    ) -> Result<(), StoreError> {
+        for a in actions {
+            match a {
+                HostAction::Subscribe { endpoint } => {
+                    if let Some(c) = self.consensus.as_mut() {
+                        c.subscriptions.insert(endpoint);
+                    }
+                }
+                HostAction::EmitBundle { destination, source_service, payload, priority, lifetime_ms } => {
+                    let submit = Submit {
+                        destination: &destination,
+                        source_service: &source_service,
+                        payload: &payload,
+                        lifetime_ms: (lifetime_ms > 0).then_some(lifetime_ms),
+                        priority: priority.min(2) as u8,
+                    };
+                    if let Err(e) = self.submit(clock, batch, submit) {
+                        if let SubmitError::Store(e) = e {
+                            return Err(e);
+                        }
+                        self.actions.push_back(Action::Note(Note::PluginFailed {
+                            what: "consensus emit_bundle".into(),
+                            error: e.to_string(),
+                        }));
+                    }
+                }
+                HostAction::SendControl { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a bundle from this node and sends it on its way.
+    pub fn submit(&mut self, clock: Clock, batch: &mut Batch<'_>, s: Submit<'_>) -> Result<Id, SubmitError> {
+        self.tick_clock(clock);
+        let destination: Eid = s
+            .destination
+            .parse()
+            .map_err(|e| SubmitError::Destination(s.destination.into(), format!("{e}")))?;
+        let max = self.cfg.limits.max_bundle_bytes as u64;
+        if s.payload.len() as u64 + 512 > max {
+            return Err(SubmitError::TooLarge(s.payload.len(), max));
+        }
+        let source: Eid = format!("{}{}", self.endpoint, s.source_service)
+            .parse()
+            .map_err(|e| SubmitError::Bundle(format!("source service `{}`: {e}", s.source_service)))?;
+        self.sequence += 1;
+        let lifetime = s.lifetime_ms.unwrap_or(self.cfg.default_lifetime_ms);
+        let bytes = crate::build::new_bundle(
+            &source,
+            &destination,
+            s.payload,
+            lifetime,
+            clock.unix_ms,
+            self.sequence,
+            self.cfg.hop_limit,
+            s.priority,
+            &self.cfg.limits,
+        )
+        .map_err(SubmitError::Bundle)?;
+        let view =
+            BundleView::parse(&bytes, &self.cfg.limits).map_err(|e| SubmitError::Bundle(e.to_string()))?;
+        let id = view.id().0;
+        let mut meta = BundleMeta {
+            id,
+            source: source.to_string(),
+            destination: destination.to_string(),
+            priority: s.priority,
+            size: bytes.len() as u32,
+            copies: MP_COPIES_UNLIMITED,
+            received_unix_ms: clock.unix_ms,
+            expires_unix_ms: clock.unix_ms.saturating_add(lifetime),
+            from_peer: None,
+            local: true,
+            seq: 0,
+        };
+        meta.copies = self.routing.initial_copies(&bundle_info(&meta, MP_COPIES_UNLIMITED)).max(1);
+        self.counters.local_submitted += 1;
+        match self.accept(clock, batch, &view, meta, &bytes)? {
+            AckStatus::Stored | AckStatus::Duplicate => {}
+            AckStatus::Later => return Err(SubmitError::Full),
+            AckStatus::Refused => return Err(SubmitError::TooLarge(s.payload.len(), max)),
+        }
+        self.pump_all(clock, batch)?;
+        Ok(id)
+    }
+
+    /// Offers every held bundle to a neighbour whose summary just completed.
+    fn offer_all_to(&mut self, batch: &mut Batch<'_>, key: &[u8; 32]) -> Result<(), StoreError> {
+        for meta in batch.held()? {
+            self.offer(batch, &meta, std::slice::from_ref(key))?;
+        }
+        Ok(())
+    }
+
+    /// Asks the routing plugin which of `candidates` get `meta`, and queues it.
+    fn offer(
+        &mut self,
+        batch: &mut Batch<'_>,
+        meta: &BundleMeta,
+        candidates: &[[u8; 32]],
+    ) -> Result<(), StoreError> {
+        let prefix = id_prefix(&meta.id);
+        let eligible: Vec<[u8; 32]> = candidates
+            .iter()
+            .filter(|k| {
+                self.neighbours.get(*k).is_some_and(|n| {
+                    n.summary_done && !n.has.contains(&prefix) && !n.pending.contains(&meta.id)
+                }) && meta.from_peer != Some(**k)
+            })
+            .copied()
+            .collect();
+        if eligible.is_empty() {
+            return Ok(());
+        }
+        let counted = meta.copies != MP_COPIES_UNLIMITED;
+        let available = if counted {
+            meta.copies.saturating_sub(self.reserved.get(&meta.id).copied().unwrap_or(0))
+        } else {
+            MP_COPIES_UNLIMITED
+        };
+        if available == 0 {
+            return Ok(());
+        }
+        let peers: Vec<PeerInfo<'_>> = eligible
+            .iter()
+            .map(|k| {
+                let n = &self.neighbours[k];
+                PeerInfo { node: &n.endpoint, link_metric: n.metric, signal_dbm: n.signal }
+            })
+            .collect();
+        let mut out = Vec::new();
+        let r = self.routing.decide(&bundle_info(meta, available), &peers, &mut out);
+        drop(peers);
+        if !self.after_routing_call("decide", r) {
+            return Ok(());
+        }
+        let mut left = available;
+        for (index, copies) in out {
+            let Some(key) = eligible.get(index) else { continue };
+            let give = if counted {
+                let g = copies.min(left);
+                if g == 0 {
+                    continue;
+                }
+                left -= g;
+                *self.reserved.entry(meta.id).or_insert(0) += g;
+                g
+            } else {
+                MP_COPIES_UNLIMITED
+            };
+            let n = self.neighbours.get_mut(key).expect("eligible");
+            n.pending.insert(meta.id);
+            n.queue.push_back(Queued { id: meta.id, copies: give, not_before_ms: 0 });
+        }
+        let _ = batch;
+        Ok(())
+    }
+
+    /// Sends queued bundles while windows allow.
+    fn pump_all(&mut self, clock: Clock, batch: &mut Batch<'_>) -> Result<(), StoreError> {
+        let keys: Vec<[u8; 32]> = self.neighbours.keys().copied().collect();
+        for key in keys {
+            self.pump(clock, batch, &key)?;
+        }
+        Ok(())
+    }
+
+    fn pump(&mut self, clock: Clock, batch: &mut Batch<'_>, key: &[u8; 32]) -> Result<(), StoreError> {
+        loop {
+            let Some(n) = self.neighbours.get_mut(key) else { return Ok(()) };
+            if n.inflight.len() >= self.cfg.window {
+                return Ok(());
+            }
+            let Some(q) = n.queue.front().copied() else { return Ok(()) };
+            if q.not_before_ms > clock.mono_ms {
+                return Ok(());
+            }
+            n.queue.pop_front();
+            match self.bundle_frame(clock, batch, &q.id, q.copies)? {
+                Some(frame) => {
+                    let n = self.neighbours.get_mut(key).expect("present");
+                    n.inflight
+                        .insert(q.id, InFlight { copies: q.copies, sent_ms: clock.mono_ms, retries: 0 });
+                    let link = n.link().clone();
+                    self.counters.bundles_sent += 1;
+                    self.counters.frames_out += 1;
+                    self.actions.push_back(Action::Send { link, frame });
+                }
+                None => {
+                    let n = self.neighbours.get_mut(key).expect("present");
+                    n.pending.remove(&q.id);
+                    self.release(&q.id, q.copies);
+                }
+            }
+        }
+    }
+
+    /// The BUNDLE frame for a held bundle: the bundle as the next hop gets
+    /// it (hop count +1, age + time held here, previous node = this node).
+    fn bundle_frame(
+        &mut self,
+        clock: Clock,
+        batch: &Batch<'_>,
+        id: &Id,
+        copies: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(meta) = batch.meta(id)? else { return Ok(None) };
+        let Some(bytes) = batch.data(id)? else { return Ok(None) };
+        let held = clock.unix_ms.saturating_sub(meta.received_unix_ms);
+        // The frame header, then the bundle as the next hop gets it, written
+        // straight into the frame (no intermediate copy of the payload).
+        let mut frame = Vec::with_capacity(bytes.len() + 128);
+        FrameRepr::Bundle { copies, bundle: &[] }.emit_into(&mut frame);
+        let forwarded = BundleView::parse(bytes, &self.cfg.limits)
+            .and_then(|v| v.forward_into(&mut frame, held, &self.eid, &self.cfg.limits));
+        match forwarded {
+            Ok(()) => Ok(Some(frame)),
+            Err(e) => {
+                self.actions.push_back(Action::Note(Note::BundleRefused {
+                    id: Some(*id),
+                    reason: format!("cannot forward: {e}"),
+                }));
+                Ok(None)
+            }
+        }
+    }
+
+    fn on_ack(
+        &mut self,
+        clock: Clock,
+        batch: &mut Batch<'_>,
+        key: &[u8; 32],
+        id: Id,
+        status: AckStatus,
+    ) -> Result<(), StoreError> {
+        let n = self.neighbours.get_mut(key).expect("identified");
+        let Some(f) = n.inflight.remove(&id) else { return Ok(()) };
+        match status {
+            AckStatus::Stored | AckStatus::Duplicate | AckStatus::Refused => {
+                n.pending.remove(&id);
+                n.has.insert(id_prefix(&id));
+                let to_destination = n.endpoint.clone();
+                self.counters.bundles_acked += 1;
+                self.release(&id, f.copies);
+                if let Some(meta) = batch.meta(&id)? {
+                    if status == AckStatus::Stored && meta.copies != MP_COPIES_UNLIMITED {
+                        batch.set_copies(&id, meta.copies.saturating_sub(f.copies).max(1))?;
+                    }
+                    // Delivered to its (singleton) destination node: this
+                    // copy has done its job.
+                    let dest: Result<Eid, _> = meta.destination.parse();
+                    if status != AckStatus::Refused
+                        && dest.is_ok_and(|d| {
+                            d.is_singleton() && d.node_endpoint().to_string() == to_destination
+                        })
+                    {
+                        self.drop_bundle(batch, &meta)?;
+                    }
+                }
+            }
+            AckStatus::Later => {
+                n.queue.push_back(Queued {
+                    id,
+                    copies: f.copies,
+                    not_before_ms: clock.mono_ms + self.cfg.later_backoff_ms,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_bundle(&mut self, batch: &mut Batch<'_>, meta: &BundleMeta) -> Result<(), StoreError> {
+        if batch.remove(&meta.id)? {
+            if let Some(from) = meta.from_peer {
+                if let Some(n) = self.neighbours.get_mut(&from) {
+                    n.held_from = n.held_from.saturating_sub(u64::from(meta.size));
+                }
+            }
+            self.forget_everywhere(&meta.id);
+        }
+        Ok(())
+    }
+
+    fn forget_everywhere(&mut self, id: &Id) {
+        let prefix = id_prefix(id);
+        for n in self.neighbours.values_mut() {
+            n.forget(id);
+            n.has.remove(&prefix);
+        }
+        self.reserved.remove(id);
+    }
+
+    fn note_expiry(&mut self, at: u64) {
+        self.next_expiry_unix = Some(self.next_expiry_unix.map_or(at, |t| t.min(at)));
+    }
+
+    /// When the engine wants `handle_timeout` next, in monotonic ms.
+    pub fn next_timeout(&self) -> Option<u64> {
+        let mut t: Option<u64> = None;
+        let mut at = |x: u64| t = Some(t.map_or(x, |y| y.min(x)));
+        for n in self.neighbours.values() {
+            for f in n.inflight.values() {
+                at(f.sent_ms + self.cfg.retransmit_ms);
+            }
+            if n.inflight.len() < self.cfg.window {
+                if let Some(q) = n.queue.front() {
+                    at(q.not_before_ms);
+                }
+            }
+        }
+        if let Some(e) = self.next_expiry_unix {
+            at((e as i64 - self.unix_offset).max(0) as u64);
+        }
+        t
+    }
+
+    /// Retransmits, gives up, expires bundles, and sends what is due.
+    pub fn handle_timeout(&mut self, clock: Clock, batch: &mut Batch<'_>) -> Result<(), StoreError> {
+        self.tick_clock(clock);
+        let keys: Vec<[u8; 32]> = self.neighbours.keys().copied().collect();
+        for key in &keys {
+            let due: Vec<(Id, InFlight)> = self.neighbours[key]
+                .inflight
+                .iter()
+                .filter(|(_, f)| f.sent_ms + self.cfg.retransmit_ms <= clock.mono_ms)
+                .map(|(id, f)| (*id, *f))
+                .collect();
+            for (id, f) in due {
+                if f.retries >= self.cfg.max_retries {
+                    let n = self.neighbours.get_mut(key).expect("present");
+                    n.inflight.remove(&id);
+                    n.pending.remove(&id);
+                    self.release(&id, f.copies);
+                    continue;
+                }
+                match self.bundle_frame(clock, batch, &id, f.copies)? {
+                    Some(frame) => {
+                        let n = self.neighbours.get_mut(key).expect("present");
+                        n.inflight
+                            .insert(id, InFlight { sent_ms: clock.mono_ms, retries: f.retries + 1, ..f });
+                        let link = n.link().clone();
+                        self.counters.retransmits += 1;
+                        self.counters.frames_out += 1;
+                        self.actions.push_back(Action::Send { link, frame });
+                    }
+                    None => {
+                        let n = self.neighbours.get_mut(key).expect("present");
+                        n.inflight.remove(&id);
+                        n.pending.remove(&id);
+                        self.release(&id, f.copies);
+                    }
+                }
+            }
+        }
+        if self.next_expiry_unix.is_some_and(|t| t <= clock.unix_ms) {
+            let expired = batch.expire(clock.unix_ms)?;
+            self.counters.bundles_expired += expired.len() as u64;
+            for id in &expired {
+                self.forget_everywhere(id);
+            }
+            if !expired.is_empty() {
+                self.recount_held_from(batch)?;
+            }
+            self.next_expiry_unix = batch.next_expiry()?;
+        }
+        self.pump_all(clock, batch)
+    }
+
+    fn recount_held_from(&mut self, batch: &Batch<'_>) -> Result<(), StoreError> {
+        let held = batch.held()?;
+        for (key, n) in self.neighbours.iter_mut() {
+            n.held_from = held.iter().filter(|m| m.from_peer == Some(*key)).map(|m| u64::from(m.size)).sum();
+        }
+        Ok(())
+    }
+
+    /// A timer of a plugin instance fired.
+    pub fn plugin_timer(
+        &mut self,
+        clock: Clock,
+        batch: &mut Batch<'_>,
+        instance: InstanceId,
+        timer_id: u64,
+    ) -> Result<(), StoreError> {
+        self.tick_clock(clock);
+        if self.routing.id() == instance {
+            let r = self.routing.on_timer(timer_id);
+            self.after_routing_call("on_timer", r);
+        } else if let Some(slot) = self.consensus.as_mut().filter(|c| c.plugin.id() == instance) {
+            let plugin_id = slot.plugin.plugin().descriptor().id.clone();
+            let r = {
+                let mut call = batch.plugin_call(&plugin_id);
+                let r = slot.plugin.on_timer(&mut call, timer_id);
+                call.finish(r.is_ok())?;
+                r
+            };
+            let actions = slot.plugin.take_actions();
+            match r {
+                Ok(()) => self.apply_consensus_actions(clock, batch, actions)?,
+                Err(e) => self.actions.push_back(Action::Note(Note::PluginFailed {
+                    what: "consensus on_timer".into(),
+                    error: e.to_string(),
+                })),
+            }
+        }
+        self.pump_all(clock, batch)
+    }
+
+    /// A control API request for the consensus plugin; returns its JSON reply.
+    pub fn consensus_control(
+        &mut self,
+        clock: Clock,
+        batch: &mut Batch<'_>,
+        method: &str,
+        body: &[u8],
+    ) -> Result<Result<Vec<u8>, String>, StoreError> {
+        self.tick_clock(clock);
+        let Some(slot) = self.consensus.as_mut() else {
+            return Ok(Err("this node runs no consensus plugin".into()));
+        };
+        let plugin_id = slot.plugin.plugin().descriptor().id.clone();
+        let r = {
+            let mut call = batch.plugin_call(&plugin_id);
+            let r = slot.plugin.on_control(&mut call, method, body);
+            call.finish(r.is_ok())?;
+            r
+        };
+        let actions = slot.plugin.take_actions();
+        match r {
+            Ok(reply) => {
+                self.apply_consensus_actions(clock, batch, actions)?;
+                self.pump_all(clock, batch)?;
+                Ok(Ok(reply))
+            }
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
+    /// Handles a routing call's result and the control data it asked to send.
+    /// Returns whether the call succeeded.
+    fn after_routing_call(&mut self, what: &str, r: Result<(), CallError>) -> bool {
+        for a in self.routing.take_actions() {
+            if let HostAction::SendControl { peer, data } = a {
+                let key = self.neighbours.iter().find(|(_, n)| n.endpoint == peer).map(|(k, _)| *k);
+                if let Some(key) = key {
+                    let link = self.neighbours[&key].link().clone();
+                    self.send(link, &FrameRepr::Control { data: &data });
+                }
+            }
+        }
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                self.actions.push_back(Action::Note(Note::PluginFailed {
+                    what: format!("routing {what}"),
+                    error: e.to_string(),
+                }));
+                false
+            }
+        }
+    }
+
+    fn send(&mut self, link: LinkId, repr: &FrameRepr<'_>) {
+        self.counters.frames_out += 1;
+        self.actions.push_back(Action::Send { link, frame: repr.to_vec() });
+    }
+
+    /// The next action, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Identified neighbours.
+    pub fn neighbours(&self) -> Vec<NeighbourStatus> {
+        self.neighbours
+            .iter()
+            .map(|(k, n)| NeighbourStatus {
+                node_key: *k,
+                link: n.link().clone(),
+                since_ms: n.since_ms,
+                metric: n.metric,
+                queued: n.queue.len(),
+                in_flight: n.inflight.len(),
+            })
+            .collect()
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+}

@@ -1,0 +1,447 @@
+//! A batch: one write transaction over the bundle store, the delivery queue
+//! and the plugins' tables.
+
+use heed::RwTxn;
+
+use crate::record::{BundleMeta, Delivery, Id, Reader};
+use crate::{Store, StoreError, Table};
+
+pub(crate) const HELD_BYTES: &[u8] = b"held_bytes";
+const NEXT_SEQ: &[u8] = b"next_seq";
+
+pub(crate) fn read_u64(table: &Table, txn: &heed::RoTxn, key: &[u8]) -> Result<u64, StoreError> {
+    match table.get(txn, key)? {
+        Some(v) => Reader::new(v, "store counter").u64(),
+        None => Ok(0),
+    }
+}
+
+/// What happened to a bundle offered to the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Insert {
+    /// Stored; these older, lower-priority bundles were evicted to make room.
+    Stored { evicted: Vec<Id> },
+    /// Already held, delivered or seen before: dropped.
+    Duplicate,
+    /// Larger than the largest bundle the store accepts.
+    TooLarge,
+    /// No room: everything evictable has higher priority, or the bundle was
+    /// created here (local bundles are refused rather than evict others).
+    Full,
+}
+
+fn expiry_key(expires: u64, id: &Id) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..8].copy_from_slice(&expires.to_be_bytes());
+    k[8..].copy_from_slice(id);
+    k
+}
+
+fn evict_key(priority: u8, seq: u64, id: &Id) -> [u8; 41] {
+    let mut k = [0u8; 41];
+    k[0] = priority;
+    k[1..9].copy_from_slice(&seq.to_be_bytes());
+    k[9..].copy_from_slice(id);
+    k
+}
+
+fn delivery_key(service: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(service.len() + 9);
+    k.extend_from_slice(service.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// One write transaction. Dropping it without [`Batch::commit`] aborts it.
+pub struct Batch<'s> {
+    pub(crate) store: &'s Store,
+    txn: Option<RwTxn<'s>>,
+    /// Plugin tables created in this transaction: their handles die with it
+    /// if it aborts.
+    pub(crate) created_tables: Vec<String>,
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        // Not committed: LMDB aborts the transaction, and the table handles
+        // it created are gone with it.
+        if self.txn.is_some() && !self.created_tables.is_empty() {
+            let mut reg = self.store.plugin_tables();
+            for name in self.created_tables.drain(..) {
+                reg.forget(&name);
+            }
+        }
+    }
+}
+
+impl<'s> Batch<'s> {
+    pub(crate) fn new(store: &'s Store) -> Result<Batch<'s>, StoreError> {
+        Ok(Batch { store, txn: Some(store.env.write_txn()?), created_tables: Vec::new() })
+    }
+
+    pub(crate) fn txn(&self) -> &RwTxn<'s> {
+        self.txn.as_ref().expect("a batch holds its transaction until commit")
+    }
+
+    /// The tables (borrowed from the store, not from the batch) and the
+    /// transaction, so both can be used at once.
+    pub(crate) fn parts(&mut self) -> (&'s crate::Tables, &mut RwTxn<'s>) {
+        (&self.store.tables, self.txn.as_mut().expect("a batch holds its transaction until commit"))
+    }
+
+    /// Makes everything in the batch durable (fsync). On error the batch is
+    /// aborted: nothing in it happened.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        let txn = self.txn.take().expect("commit once");
+        match txn.commit() {
+            Ok(()) => {
+                self.created_tables.clear();
+                Ok(())
+            }
+            Err(e) => {
+                // Dropping `self` forgets the tables it created.
+                self.txn = None;
+                let mut reg = self.store.plugin_tables();
+                for name in self.created_tables.drain(..) {
+                    reg.forget(&name);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
+        read_u64(&self.store.tables.state, self.txn(), key)
+    }
+
+    fn set_counter(&mut self, key: &[u8], value: u64) -> Result<(), StoreError> {
+        let (t, txn) = self.parts();
+        t.state.put(txn, key, &value.to_le_bytes())?;
+        Ok(())
+    }
+
+    fn next_seq(&mut self) -> Result<u64, StoreError> {
+        let seq = self.counter(NEXT_SEQ)?;
+        self.set_counter(NEXT_SEQ, seq + 1)?;
+        Ok(seq)
+    }
+
+    /// Whether the store holds or has seen the bundle.
+    pub fn is_known(&self, id: &Id) -> Result<bool, StoreError> {
+        Ok(self.store.tables.seen.get(self.txn(), id)?.is_some())
+    }
+
+    /// Bytes held now.
+    pub fn held_bytes(&self) -> Result<u64, StoreError> {
+        self.counter(HELD_BYTES)
+    }
+
+    /// Offers a bundle: stores it (evicting under the quota) unless known,
+    /// too large or without room. `meta.seq` is assigned here.
+    pub fn insert(&mut self, meta: &BundleMeta, bytes: &[u8]) -> Result<Insert, StoreError> {
+        if self.is_known(&meta.id)? {
+            return Ok(Insert::Duplicate);
+        }
+        let cfg = &self.store.config;
+        if bytes.len() as u64 > cfg.max_bundle_bytes || bytes.len() as u64 > cfg.quota_bytes {
+            return Ok(Insert::TooLarge);
+        }
+        let size = bytes.len() as u64;
+        let held = self.held_bytes()?;
+        let mut evicted = Vec::new();
+        if held + size > cfg.quota_bytes {
+            // Victims: relayed bundles of lower or equal priority, oldest
+            // first; a local bundle is never evicted to make room.
+            let need = held + size - cfg.quota_bytes;
+            let mut freed = 0u64;
+            let mut victims = Vec::new();
+            for item in self.store.tables.evict.iter(self.txn())? {
+                let (k, _) = item?;
+                if freed >= need || k[0] > meta.priority {
+                    break;
+                }
+                let id: Id = k[9..41].try_into().map_err(|_| StoreError::Damaged("eviction index"))?;
+                let Some(m) = self.meta(&id)? else { continue };
+                if m.local {
+                    continue;
+                }
+                freed += u64::from(m.size);
+                victims.push(id);
+            }
+            if meta.local || freed < need {
+                return Ok(Insert::Full);
+            }
+            for id in &victims {
+                self.remove(id)?;
+            }
+            evicted = victims;
+        }
+        let mut meta = meta.clone();
+        meta.seq = self.next_seq()?;
+        meta.size = size as u32;
+        let (t, txn) = self.parts();
+        t.meta.put(txn, &meta.id, &meta.encode())?;
+        t.data.put(txn, &meta.id, bytes)?;
+        t.seen.put(txn, &meta.id, &meta.expires_unix_ms.to_le_bytes())?;
+        t.expiry.put(txn, &expiry_key(meta.expires_unix_ms, &meta.id), &[])?;
+        t.evict.put(txn, &evict_key(meta.priority, meta.seq, &meta.id), &[])?;
+        let held = self.held_bytes()?;
+        self.set_counter(HELD_BYTES, held + size)?;
+        Ok(Insert::Stored { evicted })
+    }
+
+    /// Records a bundle as seen without holding it (delivered here, or
+    /// refused), so later copies are dropped until it would have expired.
+    pub fn mark_seen(&mut self, id: &Id, expires_unix_ms: u64) -> Result<bool, StoreError> {
+        if self.is_known(id)? {
+            return Ok(false);
+        }
+        let (t, txn) = self.parts();
+        t.seen.put(txn, id, &expires_unix_ms.to_le_bytes())?;
+        t.expiry.put(txn, &expiry_key(expires_unix_ms, id), &[])?;
+        Ok(true)
+    }
+
+    pub fn meta(&self, id: &Id) -> Result<Option<BundleMeta>, StoreError> {
+        match self.store.tables.meta.get(self.txn(), id)? {
+            Some(v) => Ok(Some(BundleMeta::decode(v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The bundle's bytes, borrowed from the transaction.
+    pub fn data(&self, id: &Id) -> Result<Option<&[u8]>, StoreError> {
+        Ok(self.store.tables.data.get(self.txn(), id)?)
+    }
+
+    /// Updates the copies count of a held bundle.
+    pub fn set_copies(&mut self, id: &Id, copies: u32) -> Result<(), StoreError> {
+        if let Some(mut m) = self.meta(id)? {
+            m.copies = copies;
+            let (t, txn) = self.parts();
+            t.meta.put(txn, id, &m.encode())?;
+        }
+        Ok(())
+    }
+
+    /// Stops holding a bundle; it stays seen until its expiry.
+    pub fn remove(&mut self, id: &Id) -> Result<bool, StoreError> {
+        let Some(m) = self.meta(id)? else { return Ok(false) };
+        let (t, txn) = self.parts();
+        t.meta.delete(txn, id)?;
+        t.data.delete(txn, id)?;
+        t.evict.delete(txn, &evict_key(m.priority, m.seq, id))?;
+        let held = self.held_bytes()?;
+        self.set_counter(HELD_BYTES, held.saturating_sub(u64::from(m.size)))?;
+        Ok(true)
+    }
+
+    /// Drops everything whose time is up at `now_unix_ms`: held bundles and
+    /// seen entries alike. Returns the held bundles dropped.
+    pub fn expire(&mut self, now_unix_ms: u64) -> Result<Vec<Id>, StoreError> {
+        let mut due = Vec::new();
+        for item in self.store.tables.expiry.iter(self.txn())? {
+            let (k, _) = item?;
+            let at = u64::from_be_bytes(k[..8].try_into().map_err(|_| StoreError::Damaged("expiry index"))?);
+            if at > now_unix_ms {
+                break;
+            }
+            let id: Id = k[8..40].try_into().map_err(|_| StoreError::Damaged("expiry index"))?;
+            due.push((at, id));
+        }
+        let mut dropped = Vec::new();
+        for (at, id) in due {
+            if self.remove(&id)? {
+                dropped.push(id);
+            }
+            let (t, txn) = self.parts();
+            t.seen.delete(txn, &id)?;
+            t.expiry.delete(txn, &expiry_key(at, &id))?;
+        }
+        Ok(dropped)
+    }
+
+    /// The earliest expiry time in the store, for the router's timer.
+    pub fn next_expiry(&self) -> Result<Option<u64>, StoreError> {
+        match self.store.tables.expiry.first(self.txn())? {
+            Some((k, _)) => Ok(Some(u64::from_be_bytes(
+                k[..8].try_into().map_err(|_| StoreError::Damaged("expiry index"))?,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Every held bundle's metadata, in id order.
+    pub fn held(&self) -> Result<Vec<BundleMeta>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.store.tables.meta.iter(self.txn())? {
+            let (_, v) = item?;
+            out.push(BundleMeta::decode(v)?);
+        }
+        Ok(out)
+    }
+
+    /// Ids of every held bundle, in id order.
+    pub fn held_ids(&self) -> Result<Vec<Id>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.store.tables.meta.iter(self.txn())? {
+            let (k, _) = item?;
+            out.push(k.try_into().map_err(|_| StoreError::Damaged("bundle id"))?);
+        }
+        Ok(out)
+    }
+
+    /// Queues a payload for the local application reading `service`.
+    pub fn enqueue_delivery(
+        &mut self,
+        service: &str,
+        id: &Id,
+        source: &str,
+        received_unix_ms: u64,
+        payload: &[u8],
+    ) -> Result<u64, StoreError> {
+        let seq = self.next_seq()?;
+        let value = Delivery::encode_value(id, source, received_unix_ms, payload);
+        let (t, txn) = self.parts();
+        t.delivery.put(txn, &delivery_key(service, seq), &value)?;
+        Ok(seq)
+    }
+
+    /// Up to `max` queued deliveries for `service`, oldest first.
+    pub fn deliveries(&self, service: &str, max: usize) -> Result<Vec<Delivery>, StoreError> {
+        let mut prefix = service.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.store.tables.delivery.prefix_iter(self.txn(), &prefix)?.take(max) {
+            let (k, v) = item?;
+            let seq = u64::from_be_bytes(
+                k[prefix.len()..].try_into().map_err(|_| StoreError::Damaged("delivery key"))?,
+            );
+            out.push(Delivery::decode(service, seq, v)?);
+        }
+        Ok(out)
+    }
+
+    /// Removes deliveries of `service` up to and including `seq` (the
+    /// application has them).
+    pub fn ack_deliveries(&mut self, service: &str, seq: u64) -> Result<usize, StoreError> {
+        let start = delivery_key(service, 0);
+        let end = delivery_key(service, seq);
+        let range = (std::ops::Bound::Included(start.as_slice()), std::ops::Bound::Included(end.as_slice()));
+        let (t, txn) = self.parts();
+        Ok(t.delivery.delete_range(txn, &range)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreConfig;
+
+    fn meta(n: u8, priority: u8, size_hint: u32, local: bool) -> BundleMeta {
+        BundleMeta {
+            id: [n; 32],
+            source: "dtn://a/".into(),
+            destination: "dtn://b/x".into(),
+            priority,
+            size: size_hint,
+            copies: u32::MAX,
+            received_unix_ms: 1000,
+            expires_unix_ms: 10_000 + u64::from(n),
+            from_peer: None,
+            local,
+            seq: 0,
+        }
+    }
+
+    fn store(quota: u64) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig { quota_bytes: quota, max_bundle_bytes: 4096, map_bytes: 64 << 20 };
+        let s = Store::open(dir.path(), cfg).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn insert_dedups_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path(), StoreConfig::default()).unwrap();
+            let mut b = s.batch().unwrap();
+            assert_eq!(b.insert(&meta(1, 1, 0, false), b"one").unwrap(), Insert::Stored { evicted: vec![] });
+            assert_eq!(b.insert(&meta(1, 1, 0, false), b"one").unwrap(), Insert::Duplicate);
+            b.commit().unwrap();
+            let mut b = s.batch().unwrap();
+            b.insert(&meta(2, 1, 0, false), b"two").unwrap();
+            drop(b); // aborted: 2 is not kept
+        }
+        let s = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        let b = s.batch().unwrap();
+        assert_eq!(b.data(&[1; 32]).unwrap(), Some(&b"one"[..]));
+        assert!(!b.is_known(&[2; 32]).unwrap());
+        assert_eq!(b.held_bytes().unwrap(), 3);
+    }
+
+    #[test]
+    fn quota_evicts_lowest_priority_oldest_first_and_never_local() {
+        let (_d, s) = store(30);
+        let mut b = s.batch().unwrap();
+        b.insert(&meta(1, 1, 0, false), &[0; 10]).unwrap();
+        b.insert(&meta(2, 0, 0, false), &[0; 10]).unwrap();
+        b.insert(&meta(3, 1, 0, true), &[0; 10]).unwrap();
+        // Full. A priority-1 bundle evicts the priority-0 one first.
+        assert_eq!(
+            b.insert(&meta(4, 1, 0, false), &[0; 10]).unwrap(),
+            Insert::Stored { evicted: vec![[2; 32]] }
+        );
+        // Next the oldest priority-1 relayed bundle (1), never the local 3.
+        assert_eq!(
+            b.insert(&meta(5, 2, 0, false), &[0; 10]).unwrap(),
+            Insert::Stored { evicted: vec![[1; 32]] }
+        );
+        // A bulk bundle cannot evict higher priorities: full.
+        assert_eq!(b.insert(&meta(6, 0, 0, false), &[0; 10]).unwrap(), Insert::Full);
+        // A local bundle never evicts.
+        assert_eq!(b.insert(&meta(7, 2, 0, true), &[0; 10]).unwrap(), Insert::Full);
+        assert_eq!(b.insert(&meta(8, 2, 0, false), &[0; 31]).unwrap(), Insert::TooLarge);
+        let mut held: Vec<u8> = b.held().unwrap().iter().map(|m| m.id[0]).collect();
+        held.sort();
+        assert_eq!(held, vec![3, 4, 5]);
+        assert_eq!(b.held_bytes().unwrap(), 30);
+        // Evicted bundles stay known: a copy coming back is a duplicate.
+        assert_eq!(b.insert(&meta(2, 0, 0, false), &[0; 1]).unwrap(), Insert::Duplicate);
+    }
+
+    #[test]
+    fn expiry_drops_held_and_seen_entries() {
+        let (_d, s) = store(1000);
+        let mut b = s.batch().unwrap();
+        b.insert(&meta(1, 1, 0, false), b"a").unwrap(); // expires 10001
+        b.insert(&meta(2, 1, 0, false), b"b").unwrap(); // expires 10002
+        assert!(b.mark_seen(&[9; 32], 10_001).unwrap());
+        assert_eq!(b.next_expiry().unwrap(), Some(10_001));
+        let mut dropped = b.expire(10_001).unwrap();
+        dropped.sort();
+        assert_eq!(dropped, vec![[1; 32]]);
+        assert!(!b.is_known(&[1; 32]).unwrap() && !b.is_known(&[9; 32]).unwrap());
+        assert!(b.is_known(&[2; 32]).unwrap());
+        assert_eq!(b.held_bytes().unwrap(), 1);
+    }
+
+    #[test]
+    fn deliveries_queue_per_service_until_acknowledged() {
+        let (_d, s) = store(1000);
+        let mut b = s.batch().unwrap();
+        let s1 = b.enqueue_delivery("chat", &[1; 32], "dtn://a/", 5, b"hello").unwrap();
+        b.enqueue_delivery("other", &[2; 32], "dtn://a/", 5, b"x").unwrap();
+        let s3 = b.enqueue_delivery("chat", &[3; 32], "dtn://c/", 6, b"world").unwrap();
+        let got = b.deliveries("chat", 10).unwrap();
+        assert_eq!(
+            got.iter().map(|d| d.payload.clone()).collect::<Vec<_>>(),
+            vec![b"hello".to_vec(), b"world".to_vec()]
+        );
+        assert_eq!(b.ack_deliveries("chat", s1).unwrap(), 1);
+        assert_eq!(b.deliveries("chat", 10).unwrap()[0].seq, s3);
+        assert_eq!(b.deliveries("other", 10).unwrap().len(), 1);
+    }
+}

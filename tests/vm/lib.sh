@@ -1,0 +1,31 @@
+# Shared helpers of the VM test bed (sourced by build-guest.sh and run-guest.sh).
+# shellcheck shell=bash
+
+VM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VM_DIR="${MESHPAY_VM_DIR:-$VM_ROOT/target/vm}"
+
+vm_log() { echo "vm: $*" >&2; }
+vm_die() { echo "vm: error: $*" >&2; exit 1; }
+
+# vm_copy_elf STAGING SRC DEST: copies a binary to STAGING/DEST and every
+# shared library `ldd` lists (plus the loader) under the same absolute paths,
+# so it runs inside the initramfs as it does on the host.
+vm_copy_elf() {
+  local root=$1 src=$2 dest=$3 lib
+  mkdir -p "$root/$(dirname "$dest")"
+  cp -L "$src" "$root/$dest"
+  chmod 0755 "$root/$dest"
+  # Static binaries make ldd say "not a dynamic executable" (exit 1).
+  ldd "$src" 2>/dev/null | grep -oE '/[^ ]+' | while read -r lib; do
+    [ -e "$lib" ] || continue
+    if [ ! -e "$root/$lib" ]; then
+      mkdir -p "$root/$(dirname "$lib")"
+      cp -L "$lib" "$root/$lib"
+    fi
+  done
+}
+
+# vm_cpio DIR OUT: a newc cpio archive of DIR, gzip-compressed.
+vm_cpio() {
+  (cd "$1" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0) | gzip -1 >"$2"
+}
