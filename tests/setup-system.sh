@@ -12,6 +12,9 @@ need=(
   "cc:gcc"
   "nm:binutils"
   "ip:iproute2"
+  "make:make"
+  "shellcheck:shellcheck"
+  "busybox:busybox"
 )
 if [ "${1:-}" = "--slow" ]; then
   need+=()

@@ -25,103 +25,110 @@
 
 use meshpay_abi::sdk::Level;
 
-use crate::core::{AUTHORITIES, Core, EXPEDITED, Heard, NORMAL};
 use crate::env::{Env, TableId};
 use crate::error::{Error, Reason, refuse};
-use crate::keys::{Hash, hex};
+use crate::keys::{Hash, Sig, hex};
 use crate::ledger::{self, Counter, Event, EventKind, Evidence, LockState};
+use crate::protocol::{AUTHORITIES, Core, EXPEDITED, Heard, NORMAL};
 use crate::wire::{self, Body, Heartbeat, Order, OrderKind, Settle, SettleCertificate, Vote};
 
 impl Core {
     pub(crate) fn on_order(&mut self, env: &dyn Env, order: Order, reply_to: &str) -> Result<(), Error> {
         let h = self.check_order(&order, true)?;
         self.verify_order(env, &order)?;
+        if self.decide_order(env, &order, &h, reply_to)? {
+            self.send_vote(env, &h, reply_to)?;
+        }
+        Ok(())
+    }
+
+    /// Steps 2 to 5 for an order whose signature checked out: answers it,
+    /// refuses it, or writes its lock. Returns whether to send the vote.
+    pub(crate) fn decide_order(
+        &mut self,
+        env: &dyn Env,
+        order: &Order,
+        h: &Hash,
+        reply_to: &str,
+    ) -> Result<bool, Error> {
         let b = &order.body;
         let Some(mut account) = ledger::load_account(env, &b.sender)? else {
-            return self.refuse_signed(
-                env,
-                &h,
-                Reason::UnknownAccount,
-                format!("account {} has never been funded", hex(&b.sender)),
-                reply_to,
-            );
+            let detail = format!("account {} has never been funded", hex(&b.sender));
+            self.refuse_signed(env, h, Reason::UnknownAccount, detail, reply_to)?;
+            return Ok(false);
         };
         if b.sequence < account.next_sequence {
-            return match ledger::certificate_at(env, &b.sender, b.sequence)? {
-                Some((ch, cert)) if ch == h => {
+            match ledger::certificate_at(env, &b.sender, b.sequence)? {
+                Some((ch, cert)) if ch == *h => {
                     // Certified already: hand the client its certificate.
-                    self.emit(env, reply_to, Body::Confirmation(cert), self.cfg.bundle_lifetime_ms, EXPEDITED)
+                    let life = self.cfg.bundle_lifetime_ms;
+                    self.emit(env, reply_to, Body::Confirmation(cert), life, EXPEDITED)?;
                 }
-                _ => self.refuse_signed(
-                    env,
-                    &h,
-                    Reason::SequenceUsed,
-                    format!(
+                _ => {
+                    let detail = format!(
                         "sequence {} of account {} is taken by another certified order (next is {})",
                         b.sequence,
                         hex(&b.sender),
                         account.next_sequence
-                    ),
-                    reply_to,
-                ),
-            };
+                    );
+                    self.refuse_signed(env, h, Reason::SequenceUsed, detail, reply_to)?;
+                }
+            }
+            return Ok(false);
         }
         if b.sequence > account.next_sequence {
-            return self.refuse_signed(
-                env,
-                &h,
-                Reason::SequenceAhead,
-                format!(
-                    "sequence {} of account {} is ahead: the next one is {}",
-                    b.sequence,
-                    hex(&b.sender),
-                    account.next_sequence
-                ),
-                reply_to,
+            let detail = format!(
+                "sequence {} of account {} is ahead: the next one is {}",
+                b.sequence,
+                hex(&b.sender),
+                account.next_sequence
             );
+            self.refuse_signed(env, h, Reason::SequenceAhead, detail, reply_to)?;
+            return Ok(false);
         }
         match account.lock {
-            Some(locked) if locked == h => {
+            Some(locked) if locked == *h => {
                 // The same order again: the same vote (Ed25519 is deterministic).
                 ledger::bump(env, Counter::VotesResent, 1)?;
-                return self.send_vote(env, &h, reply_to);
+                return Ok(true);
             }
-            Some(locked) => return self.double_spend(env, &order, &h, &locked, reply_to),
+            Some(locked) => {
+                self.double_spend(env, order, h, &locked, reply_to)?;
+                return Ok(false);
+            }
             None => {}
         }
         if b.is_withdrawal() {
             let (reachable, weight) = self.reachability(env.now_ms());
             if !reachable {
-                return self.refuse_signed(
-                    env,
-                    &h,
-                    Reason::NoQuorum,
-                    format!(
-                        "withdrawals need a reachable quorum: authorities of weight {weight} heard recently, {} needed",
-                        self.committee().quorum_weight()
-                    ),
-                    reply_to,
+                let detail = format!(
+                    "withdrawals need a reachable quorum: authorities of weight {weight} heard recently, {} needed",
+                    self.committee().quorum_weight()
                 );
+                self.refuse_signed(env, h, Reason::NoQuorum, detail, reply_to)?;
+                return Ok(false);
             }
         }
         if account.balance < i128::from(b.amount) {
-            return self.refuse_signed(
-                env,
-                &h,
-                Reason::InsufficientBalance,
-                format!("account {} holds {}, the order moves {}", hex(&b.sender), account.balance, b.amount),
-                reply_to,
-            );
+            let detail =
+                format!("account {} holds {}, the order moves {}", hex(&b.sender), account.balance, b.amount);
+            self.refuse_signed(env, h, Reason::InsufficientBalance, detail, reply_to)?;
+            return Ok(false);
         }
         // The lock goes to the table before the vote is emitted.
-        account.lock = Some(h);
+        account.lock = Some(*h);
         ledger::store_account(env, &b.sender, &account)?;
         ledger::bump(env, Counter::OrdersSigned, 1)?;
-        self.send_vote(env, &h, reply_to)
+        Ok(true)
     }
 
     fn send_vote(&self, env: &dyn Env, h: &Hash, to: &str) -> Result<(), Error> {
         let signature = env.sign(&wire::vote_message(h))?;
+        self.emit_vote(env, h, signature, to)
+    }
+
+    /// Emits a vote signed already.
+    pub(crate) fn emit_vote(&self, env: &dyn Env, h: &Hash, signature: Sig, to: &str) -> Result<(), Error> {
         let vote = Vote { order_hash: *h, authority: self.me, signature };
         self.emit(env, to, Body::Vote(vote), self.order_lifetime(), EXPEDITED)
     }
@@ -169,7 +176,12 @@ impl Core {
             env,
             h,
             Reason::DoubleSpend,
-            format!("sequence {} of account {} is locked by order {}", b.sequence, hex(&b.sender), hex(locked)),
+            format!(
+                "sequence {} of account {} is locked by order {}",
+                b.sequence,
+                hex(&b.sender),
+                hex(locked)
+            ),
             reply_to,
         )
     }
@@ -198,13 +210,17 @@ impl Core {
         self.signers_weight(std::iter::once(&hb.authority))?;
         let msg = wire::heartbeat_message(self.hash(), &hb.authority, hb.seq);
         if !env.verify(&hb.authority, &msg, &hb.signature) {
-            return refuse(Reason::BadSignature, format!("heartbeat of {} does not verify", hex(&hb.authority)));
+            return refuse(
+                Reason::BadSignature,
+                format!("heartbeat of {} does not verify", hex(&hb.authority)),
+            );
         }
         let now = env.now_ms();
         match self.vol.heard.get(&hb.authority) {
-            Some(h) if h.seq >= hb.seq => {
-                refuse(Reason::Stale, format!("heartbeat {} of {} after {}", hb.seq, hex(&hb.authority), h.seq))
-            }
+            Some(h) if h.seq >= hb.seq => refuse(
+                Reason::Stale,
+                format!("heartbeat {} of {} after {}", hb.seq, hex(&hb.authority), h.seq),
+            ),
             _ => {
                 self.vol.heard.insert(hb.authority, Heard { seq: hb.seq, at_ms: now });
                 Ok(())
@@ -256,7 +272,10 @@ impl Core {
             LockState::Locked | LockState::Settled => {
                 if lock.state == LockState::Locked {
                     ledger::transition(env, &h, LockState::Settled)?;
-                    env.log(Level::Info, &format!("withdrawal {} settled by gateway {}", hex(&h), hex(&s.gateway)));
+                    env.log(
+                        Level::Info,
+                        &format!("withdrawal {} settled by gateway {}", hex(&h), hex(&s.gateway)),
+                    );
                 }
                 let signature = env.sign(&wire::settle_ack_message(&h))?;
                 let ack = Vote { order_hash: h, authority: self.me, signature };
@@ -274,7 +293,10 @@ impl Core {
         let h = self.check_settle(env, &s.certificate, &gateway)?;
         let weight = self.signers_weight(s.acks.iter().map(|(k, _)| k))?;
         if !self.committee().is_quorum(weight) {
-            return refuse(Reason::BadCertificate, format!("settlement acknowledgements of weight {weight} only"));
+            return refuse(
+                Reason::BadCertificate,
+                format!("settlement acknowledgements of weight {weight} only"),
+            );
         }
         let msg = wire::settle_ack_message(&h);
         let items: Vec<_> = s
@@ -284,7 +306,10 @@ impl Core {
             .collect();
         if let Err(i) = env.verify_batch(&items) {
             let who = i.and_then(|i| s.acks.get(i)).map_or_else(|| "?".to_owned(), |(k, _)| hex(k));
-            return refuse(Reason::BadSignature, format!("settlement acknowledgement of {who} does not verify"));
+            return refuse(
+                Reason::BadSignature,
+                format!("settlement acknowledgement of {who} does not verify"),
+            );
         }
         if ledger::load_lock(env, &h)?.is_none() {
             self.accept_certificate(env, &s.certificate)?;
@@ -294,7 +319,12 @@ impl Core {
     }
 
     /// Common checks of settlement messages: a withdrawal naming `gateway`.
-    fn check_settle(&self, _env: &dyn Env, cert: &wire::Certificate, gateway: &[u8; 32]) -> Result<Hash, Error> {
+    fn check_settle(
+        &self,
+        _env: &dyn Env,
+        cert: &wire::Certificate,
+        gateway: &[u8; 32],
+    ) -> Result<Hash, Error> {
         match &cert.order.body.kind {
             OrderKind::Withdrawal { gateway: g, .. } if g == gateway => Ok(cert.order.body.hash(self.hash())),
             OrderKind::Withdrawal { gateway: g, .. } => refuse(

@@ -407,8 +407,9 @@ mod tests {
 
     #[test]
     fn quorum_is_more_than_two_thirds() {
-        let keys: Vec<Key> =
-            (1..=4).map(|s| ed25519_dalek::SigningKey::from_bytes(&[s; 32]).verifying_key().to_bytes()).collect();
+        let keys: Vec<Key> = (1..=4)
+            .map(|s| ed25519_dalek::SigningKey::from_bytes(&[s; 32]).verifying_key().to_bytes())
+            .collect();
         let c = Committee::new(&keys.iter().map(|k| (*k, 1)).collect::<Vec<_>>(), &[]).unwrap();
         assert_eq!(c.quorum_weight(), 3);
         assert!(!c.is_quorum(2) && c.is_quorum(3));
@@ -420,11 +421,11 @@ mod tests {
     #[test]
     fn bad_committees_are_refused_naming_the_key() {
         let cases = [
-            (format!(r#"{{"authority": []}}"#), "at least one authority"),
+            (r#"{"authority": []}"#.to_string(), "at least one authority"),
             (format!(r#"{{"authority": [{{"key": "{}", "weight": 0}}]}}"#, key(1)), "authority[0].weight"),
             (format!(r#"{{"authority": [{{"key": "{}"}}, {{"key": "{}"}}]}}"#, key(1), key(1)), "twice"),
             (format!(r#"{{"authority": [{{"key": "{}"}}]}}"#, hex(&[0; 32])), "weak"),
-            (format!(r#"{{"authority": [{{"key": "abc"}}]}}"#), "authority[0].key"),
+            (r#"{"authority": [{"key": "abc"}]}"#.to_string(), "authority[0].key"),
             (
                 format!(
                     r#"{{"authority": [{{"key": "{}"}}], "genesis": [{{"account": "{}", "balance": 18446744073709551615}},

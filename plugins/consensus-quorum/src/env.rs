@@ -106,16 +106,21 @@ pub struct Emit<'a> {
     pub lifetime_ms: u64,
 }
 
-/// The node's services.
-pub trait Node {
-    /// Monotonic milliseconds of the host clock (restarts at each start).
-    fn now_ms(&self) -> u64;
+/// Signatures: the node services the ABI marks thread-safe, so a batch of
+/// work can spread them over threads ([`crate::batch`]).
+pub trait Crypto {
     /// Signs with the node key (which never enters the plugin).
     fn sign(&self, message: &[u8]) -> Result<Sig, PluginError>;
     /// Strict single verification.
     fn verify(&self, key: &[u8; 32], message: &[u8], signature: &Sig) -> bool;
     /// Batch verification; on failure the index of the first bad item if known.
     fn verify_batch(&self, items: &[SignedMessage<'_>]) -> Result<(), Option<usize>>;
+}
+
+/// The node's services.
+pub trait Node: Crypto {
+    /// Monotonic milliseconds of the host clock (restarts at each start).
+    fn now_ms(&self) -> u64;
     /// Emits a bundle; committed with the call's writes, sent after the commit.
     fn emit(&self, bundle: &Emit<'_>) -> Result<(), PluginError>;
     fn log(&self, level: Level, message: &str);
@@ -161,6 +166,10 @@ impl ReadTables for SdkEnv {
         start: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), PluginError> {
+        // LMDB refuses a zero-length key as a cursor position
+        // (MDB_BAD_VALSIZE), and keys are never empty: `[0]` is the
+        // smallest start that covers every key.
+        let start = if start.is_empty() { &[0u8][..] } else { start };
         self.consensus.scan(self.table(t), start, visit)
     }
 }
@@ -174,10 +183,19 @@ impl Tables for SdkEnv {
     }
 }
 
-impl Node for SdkEnv {
-    fn now_ms(&self) -> u64 {
-        self.host.now_ms()
+impl Crypto for Host {
+    fn sign(&self, message: &[u8]) -> Result<Sig, PluginError> {
+        Host::sign(self, message)
     }
+    fn verify(&self, key: &[u8; 32], message: &[u8], signature: &Sig) -> bool {
+        Host::verify(self, key, message, signature)
+    }
+    fn verify_batch(&self, items: &[SignedMessage<'_>]) -> Result<(), Option<usize>> {
+        Host::verify_batch(self, items)
+    }
+}
+
+impl Crypto for SdkEnv {
     fn sign(&self, message: &[u8]) -> Result<Sig, PluginError> {
         self.host.sign(message)
     }
@@ -186,6 +204,12 @@ impl Node for SdkEnv {
     }
     fn verify_batch(&self, items: &[SignedMessage<'_>]) -> Result<(), Option<usize>> {
         self.host.verify_batch(items)
+    }
+}
+
+impl Node for SdkEnv {
+    fn now_ms(&self) -> u64 {
+        self.host.now_ms()
     }
     fn emit(&self, b: &Emit<'_>) -> Result<(), PluginError> {
         self.host.emit_bundle(&OutBundle {

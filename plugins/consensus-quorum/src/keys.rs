@@ -34,16 +34,63 @@ impl core::fmt::Display for KeyError {
     }
 }
 
+/// The field prime p = 2^255 - 19, little-endian.
+const P: Key = {
+    let mut p = [0xffu8; 32];
+    p[0] = 0xed;
+    p[31] = 0x7f;
+    p
+};
+
+/// Whether the y coordinate (the low 255 bits) is below p: decompression
+/// would silently reduce a non-canonical one.
+fn canonical_y(key: &Key) -> bool {
+    let mut y = *key;
+    y[31] &= 0x7f;
+    // Little-endian comparison, most significant byte first.
+    y.iter().rev().cmp(P.iter().rev()) == core::cmp::Ordering::Less
+}
+
 /// Accepts only canonical encodings of points that are not of small order.
+/// (The two points with x = 0 also have an encoding with the sign bit set;
+/// both are of small order, so they are refused as weak either way.)
 pub fn check_key(key: &Key) -> Result<(), KeyError> {
-    let k = VerifyingKey::from_bytes(key).map_err(|_| KeyError::NotAPoint)?;
-    if k.to_edwards().compress().to_bytes() != *key {
+    if !canonical_y(key) {
         return Err(KeyError::NotAPoint);
     }
+    let k = VerifyingKey::from_bytes(key).map_err(|_| KeyError::NotAPoint)?;
     if k.is_weak() {
         return Err(KeyError::Weak);
     }
     Ok(())
+}
+
+/// A bounded set of keys that passed [`check_key`]: decompressing a point
+/// costs about as much as a fifth of a signature check, and the same
+/// accounts come back all the time. Forgets everything when full.
+#[derive(Debug, Default)]
+pub struct CheckedKeys {
+    set: std::sync::Mutex<std::collections::HashSet<Key>>,
+}
+
+impl CheckedKeys {
+    /// Most keys remembered (32 bytes each, plus the set's overhead).
+    pub const CAPACITY: usize = 1 << 16;
+
+    pub fn check(&self, key: &Key) -> Result<(), KeyError> {
+        let known = |s: &std::collections::HashSet<Key>| s.contains(key);
+        if self.set.lock().map(|s| known(&s)).unwrap_or(false) {
+            return Ok(());
+        }
+        check_key(key)?;
+        if let Ok(mut s) = self.set.lock() {
+            if s.len() >= Self::CAPACITY {
+                s.clear();
+            }
+            s.insert(*key);
+        }
+        Ok(())
+    }
 }
 
 /// BLAKE3 over the concatenation of `parts`.
@@ -84,7 +131,7 @@ pub fn parse_hex<const N: usize>(field: &str, s: &str) -> Result<[u8; N], String
 /// Parses hex of any even length up to `max` bytes.
 pub fn parse_hex_vec(field: &str, s: &str, max: usize) -> Result<Vec<u8>, String> {
     let b = s.as_bytes();
-    if b.len() % 2 != 0 || b.len() > 2 * max {
+    if !b.len().is_multiple_of(2) || b.len() > 2 * max {
         return Err(format!("{field}: expected an even number of hex digits, at most {}", 2 * max));
     }
     b.chunks_exact(2)
@@ -169,11 +216,29 @@ mod tests {
         let mut off = [0u8; 32];
         off[0] = 2;
         assert_eq!(check_key(&off), Err(KeyError::NotAPoint));
-        // A non-canonical encoding of the identity: y = p + 1.
+        // Non-canonical encodings: y = p + 1 (the identity reduced), and
+        // y = p + 9 (the canonical encoding of a valid point is y = 9... if
+        // it is one; either way the non-canonical form is refused).
         let mut noncanon = [0xffu8; 32];
         noncanon[0] = 0xee;
         noncanon[31] = 0x7f;
-        assert!(check_key(&noncanon).is_err());
+        assert_eq!(check_key(&noncanon), Err(KeyError::NotAPoint));
+        // A valid key with 2^255 - 19 added to y cannot be encoded in 255
+        // bits unless y < 19: take such a point if there is one.
+        for y in 0u8..19 {
+            let mut canon = [0u8; 32];
+            canon[0] = y;
+            let mut alias = P;
+            alias[0] = 0xed + y;
+            if check_key(&canon).is_ok() {
+                assert_eq!(check_key(&alias), Err(KeyError::NotAPoint), "y = {y}");
+            }
+        }
+        let cache = CheckedKeys::default();
+        assert_eq!(cache.check(&real_key(4)), Ok(()));
+        assert_eq!(cache.check(&real_key(4)), Ok(()));
+        assert_eq!(cache.check(&[0u8; 32]), Err(KeyError::Weak));
+        assert_eq!(cache.check(&[0u8; 32]), Err(KeyError::Weak), "refusals are not cached");
     }
 
     #[test]

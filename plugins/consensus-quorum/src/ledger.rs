@@ -6,14 +6,14 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `meta` | ASCII name | see [`meta`] |
-//! | `accounts` | account [32] | [`Account`] |
-//! | `certs` | account [32] · sequence u64 | order hash [32] · certificate |
-//! | `waiting` | account [32] · sequence u64 | order hash [32] · certificate |
-//! | `received` | recipient [32] · sender [32] · sequence u64 | amount u64 · order hash [32] |
-//! | `withdrawals` | order hash [32] | [`Lock`] |
-//! | `deadlines` | deadline u64 · order hash [32] | empty |
+//! | `accounts` | account \[32\] | [`Account`] |
+//! | `certs` | account \[32\] · sequence u64 | order hash \[32\] · certificate |
+//! | `waiting` | account \[32\] · sequence u64 | order hash \[32\] · certificate |
+//! | `received` | recipient \[32\] · sender \[32\] · sequence u64 | amount u64 · order hash \[32\] |
+//! | `withdrawals` | order hash \[32\] | [`Lock`] |
+//! | `deadlines` | deadline u64 · order hash \[32\] | empty |
 //! | `history` | counter u64 | [`Event`] |
-//! | `evidence` | account [32] · sequence u64 · attempted order hash [32] | [`Evidence`] |
+//! | `evidence` | account \[32\] · sequence u64 · attempted order hash \[32\] | [`Evidence`] |
 //!
 //! Money is conserved: every change of a balance is matched in the same
 //! call by the opposite change of another balance or of a withdrawal lock.
@@ -61,11 +61,10 @@ pub enum Counter {
     WithdrawalsLocked,
     LocksExpired,
     LocksSettled,
-    ReceiptsStored,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 10] = [
+    pub const ALL: [Counter; 9] = [
         Counter::OrdersSigned,
         Counter::VotesResent,
         Counter::CertificatesApplied,
@@ -75,7 +74,6 @@ impl Counter {
         Counter::WithdrawalsLocked,
         Counter::LocksExpired,
         Counter::LocksSettled,
-        Counter::ReceiptsStored,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,7 +87,6 @@ impl Counter {
             Counter::WithdrawalsLocked => "withdrawals_locked",
             Counter::LocksExpired => "locks_expired",
             Counter::LocksSettled => "locks_settled",
-            Counter::ReceiptsStored => "receipts_stored",
         }
     }
 
@@ -231,7 +228,8 @@ pub fn encode_stored_cert(order_hash: &Hash, cert: &Certificate) -> Vec<u8> {
 pub fn decode_stored_cert(b: &[u8]) -> Result<(Hash, Certificate), PluginError> {
     let mut r = Rec { buf: b, what: "stored certificate" };
     let h = r.array()?;
-    let c = Certificate::from_bytes(r.rest()).map_err(|e: WireError| damaged(&format!("certificate: {e}")))?;
+    let c =
+        Certificate::from_bytes(r.rest()).map_err(|e: WireError| damaged(&format!("certificate: {e}")))?;
     Ok((h, c))
 }
 
@@ -246,7 +244,11 @@ pub fn certificate_at(
 
 /// Only the order hash of the certificate at (account, sequence): the cheap
 /// replay check.
-pub fn certificate_hash_at(t: &dyn ReadTables, account: &Key, sequence: u64) -> Result<Option<Hash>, PluginError> {
+pub fn certificate_hash_at(
+    t: &dyn ReadTables,
+    account: &Key,
+    sequence: u64,
+) -> Result<Option<Hash>, PluginError> {
     match t.get(TableId::Certs, &slot_key(account, sequence))? {
         Some(v) => Ok(Some(Rec { buf: &v, what: "stored certificate" }.array()?)),
         None => Ok(None),
@@ -265,7 +267,7 @@ pub enum LockState {
 }
 
 /// A withdrawal lock: `version 1 | sender [32] | sequence u64 | amount u64 |
-/// gateway [32] | deadline u64 | state u8`.
+/// gateway \[32\] | deadline u64 | state u8`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lock {
     pub sender: Key,

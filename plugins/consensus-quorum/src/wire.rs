@@ -76,7 +76,11 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
     fn end(&self) -> Result<(), WireError> {
-        if self.buf.is_empty() { Ok(()) } else { err(format!("{} trailing bytes after the {}", self.buf.len(), self.what)) }
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            err(format!("{} trailing bytes after the {}", self.buf.len(), self.what))
+        }
     }
 }
 
@@ -150,7 +154,9 @@ pub struct OrderBody {
 
 impl OrderBody {
     pub fn buffer_len(&self) -> usize {
-        1 + 32 + 8 + 8
+        1 + 32
+            + 8
+            + 8
             + match &self.kind {
                 OrderKind::Transfer { .. } => 32,
                 OrderKind::Withdrawal { destination, .. } => 32 + 8 + 1 + destination.len(),
@@ -341,7 +347,7 @@ fn parse_signatures(r: &mut Reader<'_>) -> Result<Vec<(Key, Sig)>, WireError> {
 
 /// Sorts by authority and drops duplicates: the canonical signature list.
 pub fn canonical_signatures(mut sigs: Vec<(Key, Sig)>) -> Vec<(Key, Sig)> {
-    sigs.sort_by(|a, b| a.0.cmp(&b.0));
+    sigs.sort_by_key(|a| a.0);
     sigs.dedup_by(|a, b| a.0 == b.0);
     sigs
 }
@@ -564,7 +570,12 @@ mod tests {
 
     fn transfer() -> Order {
         Order {
-            body: OrderBody { sender: [1; 32], sequence: 7, amount: 250, kind: OrderKind::Transfer { recipient: [2; 32] } },
+            body: OrderBody {
+                sender: [1; 32],
+                sequence: 7,
+                amount: 250,
+                kind: OrderKind::Transfer { recipient: [2; 32] },
+            },
             signature: [3; 64],
         }
     }
@@ -575,7 +586,11 @@ mod tests {
                 sender: [1; 32],
                 sequence: 8,
                 amount: 9,
-                kind: OrderKind::Withdrawal { gateway: [4; 32], expiry_ms: 60_000, destination: b"iban:x".to_vec() },
+                kind: OrderKind::Withdrawal {
+                    gateway: [4; 32],
+                    expiry_ms: 60_000,
+                    destination: b"iban:x".to_vec(),
+                },
             },
             signature: [5; 64],
         }

@@ -67,7 +67,7 @@ impl Node {
         let mut out = Vec::new();
         // A new contact sends a triggered update to every neighbour in
         // contact; the probe reads only its own messages.
-        for (to, data) in self.sent().into_iter().filter(|(to, _)| *to == probe) {
+        for (_, data) in self.sent().into_iter().filter(|(to, _)| *to == probe) {
             let m = MessageRepr::parse(&data).expect("our own messages parse");
             out.extend(m.entries.iter().map(|&(n, q)| (n, wire::dequantize(q))));
         }

@@ -99,12 +99,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The 802.11s mesh as the running node sees it.
+    #[command(subcommand)]
+    Mesh(MeshCommand),
     /// Inspect plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeshCommand {
+    /// Peers (peer link state, signal, airtime metric) and mesh paths (next
+    /// hop, metric, hop count), read through the control API.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,10 +167,10 @@ fn init_logging(level: &str) {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    if let Some(level) = &cli.log_level {
-        if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
-            bail!("--log-level `{level}` is not one of error, warn, info, debug, trace");
-        }
+    if let Some(level) = &cli.log_level
+        && !["error", "warn", "info", "debug", "trace"].contains(&level.as_str())
+    {
+        bail!("--log-level `{level}` is not one of error, warn, info, debug, trace");
     }
     match cli.command {
         Command::Run { config } => {
@@ -266,6 +279,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("{} bundle(s)", list.len());
             Ok(())
         }
+        Command::Mesh(MeshCommand::Status { json }) => {
+            let state_dir = StateDir::resolve(cli.state_dir.as_deref())?;
+            let m = Client::connect(&state_dir.control_socket())?.call("mesh", Value::Null)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+            } else {
+                print_mesh(&m);
+            }
+            Ok(())
+        }
         Command::Plugins(PluginsCommand::List) => {
             for (id, entry) in builtins::BUILTINS {
                 match meshpay_host::Plugin::builtin(*entry) {
@@ -369,6 +392,36 @@ fn print_status(s: &Value) {
             nb["transport"].as_str().unwrap_or(""),
             nb["peer"].as_str().unwrap_or(""),
             nb["for_s"].as_f64().unwrap_or(0.0)
+        );
+    }
+}
+
+fn print_mesh(m: &Value) {
+    let s = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    println!("mesh {} on {} ({} mode)", s(&m["mesh_id"]), s(&m["interface"]), s(&m["mode"]));
+    if let Some(e) = m["error"].as_str() {
+        println!("error: {e}");
+    }
+    println!("peers");
+    println!("  {:<18} {:<8} {:>7} {:>8}", "MAC", "LINK", "SIGNAL", "METRIC");
+    for st in m["stations"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<18} {:<8} {:>7} {:>8}",
+            s(&st["mac"]),
+            s(&st["plink_state"]),
+            st["signal_dbm"].as_i64().map(|v| format!("{v} dBm")).unwrap_or_default(),
+            st["airtime_metric"].as_u64().map(|v| v.to_string()).unwrap_or_default()
+        );
+    }
+    println!("paths");
+    println!("  {:<18} {:<18} {:>8} {:>5}", "DESTINATION", "NEXT HOP", "METRIC", "HOPS");
+    for p in m["paths"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<18} {:<18} {:>8} {:>5}",
+            s(&p["dst"]),
+            s(&p["next_hop"]),
+            p["metric"].as_u64().map(|v| v.to_string()).unwrap_or_default(),
+            p["hop_count"].as_u64().map(|v| v.to_string()).unwrap_or_default()
         );
     }
 }

@@ -8,7 +8,7 @@
 //! With no config file the router runs on [`DEFAULT_CONFIG`], embedded from
 //! `configs/default.toml`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -33,6 +33,8 @@ pub struct Config {
     pub bundles: BundlesSection,
     #[serde(default)]
     pub plugins: PluginsSection,
+    /// 802.11s: managed (meshpay creates and joins the mesh) or attach.
+    pub mesh: Option<MeshSection>,
     /// `[[transport]]` sections, one per transport instance.
     #[serde(default, rename = "transport")]
     pub transports: Vec<PluginSection>,
@@ -98,6 +100,134 @@ impl Default for BundlesSection {
             peer_rate_mb_per_s: 1000.0,
             peer_quota_mb: 64,
         }
+    }
+}
+
+/// Who sets up the 802.11s interface.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MeshMode {
+    /// meshpay creates the interface on `phy`, joins `mesh_id`, and leaves
+    /// and deletes it on shutdown.
+    Managed,
+    /// meshpay uses an interface something else set up (OpenWrt's wireless
+    /// config, wpad-mesh with SAE): it only watches and tunes it.
+    Attach,
+}
+
+/// The 802.11s mesh interface.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MeshSection {
+    pub mode: MeshMode,
+    /// The mesh interface: created (managed) or used (attach).
+    pub interface: String,
+    /// Managed: the radio, e.g. `phy0`.
+    pub phy: Option<String>,
+    /// Managed: the mesh id (1 to 32 bytes).
+    pub mesh_id: Option<String>,
+    /// Managed: control channel frequency in MHz.
+    #[serde(default = "default_frequency")]
+    pub frequency: u32,
+    /// Managed: `20-noht`, `20`, `40-`, `40+` or `80`.
+    #[serde(default = "default_width")]
+    pub channel_width: String,
+    /// Managed: the interface's MAC address.
+    pub mac: Option<String>,
+    /// Managed: beacon interval in TU.
+    pub beacon_interval: Option<u32>,
+    /// Peers whose peer link is blocked (plink action block): shapes the mesh.
+    #[serde(default)]
+    pub blocked_peers: Vec<String>,
+    /// Mesh parameters by iw's (and OpenWrt's) names, with or without the
+    /// `mesh_` prefix: `fwding = 1`, `rssi_threshold = -80`,
+    /// `hwmp_rootmode = 0`, `ttl = 31`, ...
+    #[serde(default)]
+    pub params: BTreeMap<String, i64>,
+    /// Managed: leave the mesh and delete the interface on shutdown.
+    #[serde(default = "yes")]
+    pub leave_on_exit: bool,
+    /// How often peers and paths are re-read, in ms.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+}
+
+fn default_frequency() -> u32 {
+    2412
+}
+fn default_width() -> String {
+    "20-noht".into()
+}
+fn default_poll_ms() -> u64 {
+    1000
+}
+
+impl MeshSection {
+    /// The mesh parameters, checked against nl80211's table.
+    pub fn mesh_params(&self) -> Result<meshpay_mesh::MeshParams, String> {
+        let mut p = meshpay_mesh::MeshParams::new();
+        for (name, value) in &self.params {
+            let full = if name.starts_with("mesh_") { name.clone() } else { format!("mesh_{name}") };
+            p.set(&full, *value).map_err(|e| format!("mesh.params.{name}: {e}"))?;
+        }
+        Ok(p)
+    }
+
+    pub fn blocked(&self) -> Result<Vec<meshpay_mesh::MacAddr>, String> {
+        self.blocked_peers
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.parse().map_err(|_| format!("mesh.blocked_peers[{i}]: `{m}` is not a MAC address"))
+            })
+            .collect()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        meshpay_mesh::msg::check_ifname(&self.interface).map_err(|e| format!("mesh.interface: {}", e.0))?;
+        self.mesh_params()?;
+        self.blocked()?;
+        if self.poll_ms < 100 {
+            return Err("mesh.poll_ms: at least 100".into());
+        }
+        match self.mode {
+            MeshMode::Managed => {
+                if self.phy.as_deref().unwrap_or("").is_empty() {
+                    return Err("mesh.phy: required in managed mode (the radio, e.g. phy0)".into());
+                }
+                match self.mesh_id.as_deref() {
+                    Some(id) if !id.is_empty() && id.len() <= 32 => {}
+                    _ => return Err("mesh.mesh_id: required in managed mode, 1 to 32 bytes".into()),
+                }
+                let width: meshpay_mesh::ChannelWidth = self
+                    .channel_width
+                    .parse()
+                    .map_err(|e: meshpay_mesh::msg::RequestError| format!("mesh.channel_width: {}", e.0))?;
+                width.chandef(self.frequency).map_err(|e| format!("mesh.frequency: {}", e.0))?;
+                if !(2400..=7200).contains(&self.frequency) {
+                    return Err(format!("mesh.frequency: {} MHz is not a Wi-Fi channel", self.frequency));
+                }
+                if let Some(mac) = &self.mac {
+                    mac.parse::<meshpay_mesh::MacAddr>()
+                        .map_err(|_| format!("mesh.mac: `{mac}` is not a MAC address"))?;
+                }
+            }
+            MeshMode::Attach => {
+                for (key, set) in [
+                    ("phy", self.phy.is_some()),
+                    ("mesh_id", self.mesh_id.is_some()),
+                    ("mac", self.mac.is_some()),
+                    ("beacon_interval", self.beacon_interval.is_some()),
+                ] {
+                    if set {
+                        return Err(format!(
+                            "mesh.{key}: only in managed mode (attach uses the interface as it is)"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -237,12 +367,10 @@ impl Config {
 
     /// Checks what serde cannot: values and cross-references.
     fn check(&self) -> Result<(), String> {
-        if let Some(level) = &self.node.log_level {
-            if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
-                return Err(format!(
-                    "node.log_level: `{level}` is not one of error, warn, info, debug, trace"
-                ));
-            }
+        if let Some(level) = &self.node.log_level
+            && !["error", "warn", "info", "debug", "trace"].contains(&level.as_str())
+        {
+            return Err(format!("node.log_level: `{level}` is not one of error, warn, info, debug, trace"));
         }
         let mut names = BTreeSet::new();
         for (i, t) in self.transports.iter().enumerate() {
@@ -258,6 +386,9 @@ impl Config {
         if let Some(r) = &self.routing {
             check_plugin(&r.plugin, "routing.plugin")?;
         }
+        if let Some(m) = &self.mesh {
+            m.check()?;
+        }
         let st = &self.store;
         if st.quota_mb == 0 {
             return Err("store.quota_mb: must be at least 1".into());
@@ -265,13 +396,13 @@ impl Config {
         if st.max_bundle_kb < 64 || st.max_bundle_kb * 1024 > st.quota_mb * 1024 * 1024 {
             return Err("store.max_bundle_kb: must be at least 64 and fit in store.quota_mb".into());
         }
-        if let Some(map) = st.map_mb {
-            if map < st.quota_mb + 16 {
-                return Err(format!(
-                    "store.map_mb: {map} leaves no room beyond quota_mb ({}): use at least quota_mb + 16",
-                    st.quota_mb
-                ));
-            }
+        if let Some(map) = st.map_mb
+            && map < st.quota_mb + 16
+        {
+            return Err(format!(
+                "store.map_mb: {map} leaves no room beyond quota_mb ({}): use at least quota_mb + 16",
+                st.quota_mb
+            ));
         }
         let b = &self.bundles;
         if b.window == 0 || b.hop_limit == 0 || b.default_lifetime_s == 0 || b.retransmit_ms == 0 {
@@ -369,6 +500,38 @@ mod tests {
             serde_json::from_slice(&c.transports[0].config_json(Path::new("/s")).unwrap()).unwrap();
         assert_eq!(json, serde_json::json!({"path": "/s/a.sock", "peers": ["/s/b"]}));
         assert_eq!(c.transport_name(1), "transport1");
+    }
+
+    #[test]
+    fn mesh_sections_are_checked() {
+        let ok = "[mesh]\nmode = \"managed\"\ninterface = \"mesh0\"\nphy = \"phy0\"\nmesh_id = \"m\"\nparams = { fwding = 1, mesh_rssi_threshold = -80 }\nblocked_peers = [\"02:00:00:00:02:00\"]\n";
+        let c = Config::parse(ok, "t").unwrap();
+        let m = c.mesh.unwrap();
+        assert_eq!(m.mesh_params().unwrap().get("mesh_fwding"), Some(1));
+        for (bad, key) in [
+            ("[mesh]\nmode = \"managed\"\ninterface = \"mesh0\"\nmesh_id = \"m\"\n", "mesh.phy"),
+            (
+                "[mesh]\nmode = \"managed\"\ninterface = \"mesh0\"\nphy = \"p\"\nmesh_id = \"m\"\nparams = { nonsense = 1 }\n",
+                "mesh.params.nonsense",
+            ),
+            ("[mesh]\nmode = \"attach\"\ninterface = \"mesh0\"\nmesh_id = \"m\"\n", "mesh.mesh_id"),
+            (
+                "[mesh]\nmode = \"attach\"\ninterface = \"mesh0\"\nblocked_peers = [\"nope\"]\n",
+                "mesh.blocked_peers[0]",
+            ),
+            (
+                "[mesh]\nmode = \"managed\"\ninterface = \"a/b\"\nphy = \"p\"\nmesh_id = \"m\"\n",
+                "mesh.interface",
+            ),
+            (
+                "[mesh]\nmode = \"managed\"\ninterface = \"m0\"\nphy = \"p\"\nmesh_id = \"m\"\nchannel_width = \"9\"\n",
+                "mesh.channel_width",
+            ),
+            ("[mesh]\nmode = \"sideways\"\ninterface = \"m0\"\n", "mesh.mode"),
+        ] {
+            let e = Config::parse(bad, "t").unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
     }
 
     #[test]

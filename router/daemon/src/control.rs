@@ -20,8 +20,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
-/// Longest request line the server accepts.
-pub const MAX_REQUEST: usize = 1 << 20;
+/// Longest request line the server accepts: room for a bulk `send` of
+/// several large payloads in base64 (a 1 MiB bundle is 1.4 MB of it), still
+/// bounded so a misbehaving client cannot make the node buffer without limit.
+pub const MAX_REQUEST: usize = 8 << 20;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {

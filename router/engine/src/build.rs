@@ -29,7 +29,7 @@ pub(crate) fn new_bundle(
         .hop_limit(Some(hop_limit.clamp(1, 255) as u8))
         .priority(priority)
         .age_ms(0)
-        .limits(limits.clone())
+        .limits(*limits)
         .build()
         .map(|b| b.emit())
         .map_err(|e| e.to_string())

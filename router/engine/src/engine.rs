@@ -309,14 +309,14 @@ impl Engine {
                 self.send(link, &FrameRepr::Hello { node_key: self.node_key });
             }
             Event::LinkUpdate { link, metric, signal_dbm } => {
-                if let Some(Some(key)) = self.links.get(&link).copied() {
-                    if let Some(n) = self.neighbours.get_mut(&key) {
-                        n.metric = metric;
-                        n.signal = signal_dbm;
-                        let peer = PeerInfo { node: &n.endpoint, link_metric: metric, signal_dbm };
-                        let r = self.routing.on_contact(&peer, MP_LINK_UPDATE);
-                        self.after_routing_call("on_contact", r);
-                    }
+                if let Some(Some(key)) = self.links.get(&link).copied()
+                    && let Some(n) = self.neighbours.get_mut(&key)
+                {
+                    n.metric = metric;
+                    n.signal = signal_dbm;
+                    let peer = PeerInfo { node: &n.endpoint, link_metric: metric, signal_dbm };
+                    let r = self.routing.on_contact(&peer, MP_LINK_UPDATE);
+                    self.after_routing_call("on_contact", r);
                 }
             }
             Event::LinkDown { link } => self.link_down(&link),
@@ -604,10 +604,10 @@ impl Engine {
                 for id in &evicted {
                     self.forget_everywhere(id);
                 }
-                if let Some(from) = meta.from_peer {
-                    if let Some(n) = self.neighbours.get_mut(&from) {
-                        n.held_from += bytes.len() as u64;
-                    }
+                if let Some(from) = meta.from_peer
+                    && let Some(n) = self.neighbours.get_mut(&from)
+                {
+                    n.held_from += bytes.len() as u64;
                 }
                 self.note_expiry(meta.expires_unix_ms);
                 self.actions.push_back(Action::Note(Note::BundleStored {
@@ -967,10 +967,10 @@ impl Engine {
 
     fn drop_bundle(&mut self, batch: &mut Batch<'_>, meta: &BundleMeta) -> Result<(), StoreError> {
         if batch.remove(&meta.id)? {
-            if let Some(from) = meta.from_peer {
-                if let Some(n) = self.neighbours.get_mut(&from) {
-                    n.held_from = n.held_from.saturating_sub(u64::from(meta.size));
-                }
+            if let Some(from) = meta.from_peer
+                && let Some(n) = self.neighbours.get_mut(&from)
+            {
+                n.held_from = n.held_from.saturating_sub(u64::from(meta.size));
             }
             self.forget_everywhere(&meta.id);
         }
@@ -998,10 +998,10 @@ impl Engine {
             for f in n.inflight.values() {
                 at(f.sent_ms + self.cfg.retransmit_ms);
             }
-            if n.inflight.len() < self.cfg.window {
-                if let Some(q) = n.queue.front() {
-                    at(q.not_before_ms);
-                }
+            if n.inflight.len() < self.cfg.window
+                && let Some(q) = n.queue.front()
+            {
+                at(q.not_before_ms);
             }
         }
         if let Some(e) = self.next_expiry_unix {

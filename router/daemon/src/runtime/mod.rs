@@ -4,6 +4,7 @@
 //! OWN_THREAD transports run their own threads and reach the loop through
 //! bounded queues.
 
+mod mesh;
 mod node;
 mod services;
 
@@ -53,6 +54,11 @@ async fn run_node(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
     let (link_tx, mut link_rx) = mpsc::unbounded_channel();
     let events = Arc::new(ChannelEvents { frames: frame_tx, links: link_tx, dropped: AtomicU64::new(0) });
     let mut node = Node::new(services.clone(), identity, name, events, &config, state_dir.path())?;
+    // The mesh interface first: transports bind to it.
+    if let Some(m) = &config.mesh {
+        node.set_mesh(mesh::Mesh::start(m)?);
+    }
+    let mut mesh_events = node.mesh().and_then(|m| m.events());
     node.create_transports(&config, state_dir.path());
 
     let (call_tx, mut call_rx) = mpsc::channel(64);
@@ -101,6 +107,12 @@ async fn run_node(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
                 node.on_transport_msgs(msgs);
             }
             ready = fds_ready => node.on_fds_ready(ready),
+            _ = async {
+                match mesh_events.as_mut() {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => node.poll_mesh(),
             _ = sleep => node.fire_timers(),
             _ = std::future::ready(()), if node.has_pending_fds() => {
                 let pending = node.take_pending_fds();

@@ -126,6 +126,11 @@ pub struct Node {
     /// Store failures (disk full): the batch was aborted; reported in status.
     store_errors: u64,
     last_store_error: Option<String>,
+    /// The 802.11s interface, if the config has one.
+    mesh: Option<super::mesh::Mesh>,
+    /// Link quality last told to the engine, per link.
+    mesh_quality: HashMap<LinkId, (u32, Option<i32>)>,
+    next_mesh_poll_ms: u64,
 }
 
 /// Why the node could not start.
@@ -177,8 +182,10 @@ impl Node {
         tracing::info!("routing: {} {}", plugin.descriptor().id, plugin.descriptor().version);
 
         let b = &config.bundles;
-        let mut limits = meshpay_bundle::Limits::default();
-        limits.max_bundle_bytes = (st.max_bundle_kb << 10) as usize;
+        let limits = meshpay_bundle::Limits {
+            max_bundle_bytes: (st.max_bundle_kb << 10) as usize,
+            ..meshpay_bundle::Limits::default()
+        };
         let engine_cfg = EngineConfig {
             limits,
             default_lifetime_ms: b.default_lifetime_s * 1000,
@@ -208,6 +215,9 @@ impl Node {
             state_dir: state_dir.display().to_string(),
             store_errors: 0,
             last_store_error: None,
+            mesh: None,
+            mesh_quality: HashMap::new(),
+            next_mesh_poll_ms: 0,
         };
         node.with_batch(|engine, clock, batch| engine.load(clock, batch));
         Ok(node)
@@ -271,6 +281,48 @@ impl Node {
         self.last_store_error = Some(e.to_string());
         // Drop what the aborted batch queued.
         while self.engine.poll_action().is_some() {}
+    }
+
+    /// Takes the mesh interface (set up before the transports start).
+    pub fn set_mesh(&mut self, mesh: super::mesh::Mesh) {
+        self.mesh = Some(mesh);
+    }
+
+    pub fn mesh(&self) -> Option<&super::mesh::Mesh> {
+        self.mesh.as_ref()
+    }
+
+    /// Re-reads the mesh's peers and paths, and tells the engine about link
+    /// quality changes of neighbours reached over it.
+    pub fn poll_mesh(&mut self) {
+        let Some(mesh) = self.mesh.as_mut() else { return };
+        mesh.poll();
+        self.next_mesh_poll_ms = self.services.uptime_ms() + mesh.poll_ms();
+        let mut updates = Vec::new();
+        for n in self.engine.neighbours() {
+            let Some(q) = mesh.quality(&n.link.peer) else { continue };
+            if self.mesh_quality.get(&n.link) != Some(&q) {
+                self.mesh_quality.insert(n.link.clone(), q);
+                updates.push((n.link, q));
+            }
+        }
+        let live: std::collections::HashSet<LinkId> =
+            self.engine.neighbours().into_iter().map(|n| n.link).collect();
+        self.mesh_quality.retain(|l, _| live.contains(l));
+        if updates.is_empty() {
+            return;
+        }
+        self.with_batch(|engine, clock, batch| {
+            for (link, (metric, signal_dbm)) in updates {
+                engine.handle(clock, batch, Event::LinkUpdate { link, metric: Some(metric), signal_dbm })?;
+            }
+            Ok(())
+        });
+    }
+
+    /// When the mesh is due to be polled again.
+    pub fn next_mesh_poll(&self) -> Option<u64> {
+        self.mesh.as_ref().map(|_| self.next_mesh_poll_ms)
     }
 
     /// Loads and creates every enabled transport. Failures disable that
@@ -354,10 +406,10 @@ impl Node {
     pub fn shutdown(&mut self) {
         for slot in &mut self.slots {
             if let Some(mut t) = slot.instance.take() {
-                if *t.state() == InstanceState::Active {
-                    if let Err(e) = t.stop() {
-                        tracing::warn!("{}: stop failed: {e}", t.label());
-                    }
+                if *t.state() == InstanceState::Active
+                    && let Err(e) = t.stop()
+                {
+                    tracing::warn!("{}: stop failed: {e}", t.label());
                 }
                 self.services.forget_instance(t.id());
                 drop(t);
@@ -367,6 +419,9 @@ impl Node {
             for w in ws {
                 let _ = w.reply.send(Reply::err("the node is shutting down"));
             }
+        }
+        if let Some(mesh) = self.mesh.as_mut() {
+            mesh.shutdown();
         }
     }
 
@@ -391,10 +446,10 @@ impl Node {
     /// Messages from transports, handled in one batch.
     pub fn on_transport_msgs(&mut self, msgs: Vec<TransportMsg>) {
         for msg in &msgs {
-            if let TransportMsg::Frame { instance, .. } = msg {
-                if let Some(slot) = self.slot(*instance) {
-                    slot.stats.frames_in += 1;
-                }
+            if let TransportMsg::Frame { instance, .. } = msg
+                && let Some(slot) = self.slot(*instance)
+            {
+                slot.stats.frames_in += 1;
             }
         }
         self.with_batch(|engine, clock, batch| {
@@ -480,16 +535,16 @@ impl Node {
         if self.engine.next_timeout().is_some_and(|t| t <= now) {
             self.with_batch(|engine, clock, batch| engine.handle_timeout(clock, batch));
         }
+        if self.next_mesh_poll().is_some_and(|t| t <= now) {
+            self.poll_mesh();
+        }
         self.expire_waiters(now);
     }
 
     /// The earliest time the loop must wake for the engine or a `recv`.
     pub fn next_deadline(&self) -> Option<u64> {
         let waiter = self.waiters.values().flatten().map(|w| w.deadline_ms).min();
-        match (self.engine.next_timeout(), waiter) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.engine.next_timeout(), waiter, self.next_mesh_poll()].into_iter().flatten().min()
     }
 
     /// Calls `on_fd` for ready fds, each until drained or out of budget.
@@ -537,7 +592,13 @@ impl Node {
             "recv" => return self.control_recv(params, reply),
             "ack" => self.control_ack(params),
             "bundles" => self.control_bundles(),
-            other => Err(format!("unknown method `{other}` (methods: status, send, recv, ack, bundles)")),
+            "mesh" => match &self.mesh {
+                Some(m) => Ok(m.status()),
+                None => Err("this node has no [mesh] in its config".into()),
+            },
+            other => {
+                Err(format!("unknown method `{other}` (methods: status, send, recv, ack, bundles, mesh)"))
+            }
         };
         let _ = reply.send(match answer {
             Ok(v) => Reply::ok(v),
@@ -781,6 +842,10 @@ impl Node {
             "plugins": plugins,
             "transports": transports,
             "routing": instance_state(self.engine.routing().state()),
+            "mesh": self.mesh.as_ref().map(|m| json!({
+                "interface": m.interface(),
+                "stations": m.status()["stations"].as_array().map_or(0, Vec::len),
+            })),
             "consensus": self.engine.consensus().map(|c| instance_state(c.state())),
             "neighbours": neighbours,
             "store": {

@@ -100,21 +100,21 @@ impl FdRegistry {
         let mut ready = Vec::new();
         for (&(inst, raw), w) in &self.watched {
             let mut events = 0;
-            if w.events & MP_FD_READABLE != 0 {
-                if let Poll::Ready(r) = w.fd.poll_read_ready(cx) {
-                    if let Ok(mut guard) = r {
-                        guard.clear_ready();
-                    }
-                    events |= MP_FD_READABLE;
+            if w.events & MP_FD_READABLE != 0
+                && let Poll::Ready(r) = w.fd.poll_read_ready(cx)
+            {
+                if let Ok(mut guard) = r {
+                    guard.clear_ready();
                 }
+                events |= MP_FD_READABLE;
             }
-            if w.events & MP_FD_WRITABLE != 0 {
-                if let Poll::Ready(r) = w.fd.poll_write_ready(cx) {
-                    if let Ok(mut guard) = r {
-                        guard.clear_ready();
-                    }
-                    events |= MP_FD_WRITABLE;
+            if w.events & MP_FD_WRITABLE != 0
+                && let Poll::Ready(r) = w.fd.poll_write_ready(cx)
+            {
+                if let Ok(mut guard) = r {
+                    guard.clear_ready();
                 }
+                events |= MP_FD_WRITABLE;
             }
             if events != 0 {
                 ready.push((inst, raw, events));

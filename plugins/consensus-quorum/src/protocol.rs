@@ -13,16 +13,17 @@
 //! the tables (refusal counters, who was heard when).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use meshpay_abi::SignedMessage;
 use meshpay_abi::sdk::Level;
 
+use crate::checks::Checker;
 use crate::config::{Committee, Config, Role};
-use crate::env::Env;
+use crate::env::{Crypto, Env};
 use crate::error::{Error, Reason, refuse};
-use crate::keys::{Hash, Key, check_key, hex, quorum_endpoint};
+use crate::keys::{Hash, Key, hex, quorum_endpoint};
 use crate::ledger::{self, Applied, Mode};
-use crate::wire::{self, Body, Certificate, Message, Order, OrderKind};
+use crate::wire::{Body, Certificate, Message, Order};
 
 /// The group endpoint every authority subscribes to.
 pub const AUTHORITIES: &str = "dtn://~authorities/quorum";
@@ -60,12 +61,15 @@ pub struct Volatile {
 
 /// One node's protocol state.
 pub struct Core {
-    pub cfg: Config,
+    /// Shared with [`Core::checker`].
+    pub cfg: Arc<Config>,
     /// This node's key (its authority identity, if it is one).
     pub me: Key,
     /// `dtn://<me>/quorum`: where votes and receipts for this node arrive.
     pub endpoint: String,
     pub vol: Volatile,
+    /// The checks that need no tables (shareable with other threads).
+    pub checker: Checker,
 }
 
 impl Core {
@@ -78,8 +82,11 @@ impl Core {
             ));
         }
         let base = node_endpoint.trim_end_matches('/');
-        let endpoint = if base.is_empty() { quorum_endpoint(&me) } else { format!("{base}/{}", crate::env::SERVICE) };
-        Ok(Core { cfg, me, endpoint, vol: Volatile::default() })
+        let endpoint =
+            if base.is_empty() { quorum_endpoint(&me) } else { format!("{base}/{}", crate::env::SERVICE) };
+        let cfg = Arc::new(cfg);
+        let checker = Checker::new(cfg.clone());
+        Ok(Core { cfg, me, endpoint, vol: Volatile::default(), checker })
     }
 
     pub fn committee(&self) -> &Committee {
@@ -135,7 +142,10 @@ impl Core {
             );
         }
         let wrong_role = |what: &str| {
-            Error::refused(Reason::WrongRole, format!("{what} from {source}, but this node is a {}", self.role().as_str()))
+            Error::refused(
+                Reason::WrongRole,
+                format!("{what} from {source}, but this node is a {}", self.role().as_str()),
+            )
         };
         match msg.body {
             Body::Order(o) if self.is_authority() => {
@@ -161,7 +171,14 @@ impl Core {
     }
 
     /// Emits a message (with this committee's header).
-    pub fn emit(&self, env: &dyn Env, destination: &str, body: Body, lifetime_ms: u64, priority: u32) -> Result<(), Error> {
+    pub fn emit(
+        &self,
+        env: &dyn Env,
+        destination: &str,
+        body: Body,
+        lifetime_ms: u64,
+        priority: u32,
+    ) -> Result<(), Error> {
         let payload = Message { committee: *self.hash(), body }.to_bytes();
         env.emit(&crate::env::Emit { destination, payload: &payload, priority, lifetime_ms })?;
         Ok(())
@@ -172,115 +189,59 @@ impl Core {
         self.cfg.order_timeout_ms
     }
 
-    /// The checks an order passes before anything else: amount, keys,
-    /// sizes; for votes also the withdrawal bounds of this node's config.
-    /// Returns the order hash.
+    /// See [`Checker::check_order`].
     pub fn check_order(&self, order: &Order, for_vote: bool) -> Result<Hash, Error> {
-        let b = &order.body;
-        if b.amount == 0 {
-            return refuse(Reason::ZeroAmount, "the amount must be at least 1");
-        }
-        if b.sequence == u64::MAX {
-            return refuse(Reason::Overflow, "sequence number u64::MAX cannot be used");
-        }
-        check_key(&b.sender).map_err(|e| Error::refused(Reason::WeakKey, format!("sender: {e}")))?;
-        match &b.kind {
-            OrderKind::Transfer { recipient } => {
-                check_key(recipient).map_err(|e| Error::refused(Reason::WeakKey, format!("recipient: {e}")))?
-            }
-            OrderKind::Withdrawal { gateway, expiry_ms, destination } => {
-                check_key(gateway).map_err(|e| Error::refused(Reason::WeakKey, format!("gateway: {e}")))?;
-                if destination.is_empty() || destination.len() > wire::MAX_DESTINATION {
-                    return refuse(Reason::Malformed, "the withdrawal destination must be 1 to 64 bytes");
-                }
-                let (lo, hi) = (self.cfg.min_withdrawal_expiry_ms, self.cfg.max_withdrawal_expiry_ms);
-                if for_vote && !(lo..=hi).contains(expiry_ms) {
-                    return refuse(
-                        Reason::ExpiryOutOfRange,
-                        format!("withdrawal expiry {expiry_ms} ms is outside {lo}..={hi} ms"),
-                    );
-                }
-            }
-        }
-        Ok(b.hash(self.hash()))
+        self.checker.check_order(order, for_vote)
     }
 
-    /// Checks the sender's signature on an order.
-    pub fn verify_order(&self, env: &dyn Env, order: &Order) -> Result<(), Error> {
-        let msg = order.body.signing_message(self.hash());
-        if env.verify(&order.body.sender, &msg, &order.signature) {
-            Ok(())
-        } else {
-            refuse(Reason::BadSignature, format!("the signature of sender {} does not verify", hex(&order.body.sender)))
-        }
+    /// See [`Checker::verify_order`].
+    pub fn verify_order(&self, crypto: &dyn Crypto, order: &Order) -> Result<(), Error> {
+        self.checker.verify_order(crypto, order)
     }
 
-    /// Weight of distinct committee members among `signers`; refuses
-    /// strangers.
+    /// See [`Checker::signers_weight`].
     pub fn signers_weight<'k>(&self, signers: impl Iterator<Item = &'k Key>) -> Result<u64, Error> {
-        let mut w: u64 = 0;
-        for k in signers {
-            match self.committee().weight(k) {
-                Some(x) => w = w.saturating_add(x),
-                None => {
-                    return refuse(Reason::UnknownAuthority, format!("signer {} is not in the committee", hex(k)));
-                }
-            }
-        }
-        Ok(w)
+        self.checker.signers_weight(signers)
     }
 
-    /// Verifies a certificate offline against the committee: a quorum of
-    /// distinct members, and one batch verification over the sender's
-    /// signature and every vote (the host falls back to single checks to
-    /// name a bad one). Returns the order hash.
-    pub fn verify_certificate(&self, env: &dyn Env, cert: &Certificate) -> Result<Hash, Error> {
-        let h = self.check_order(&cert.order, false)?;
-        let weight = self.signers_weight(cert.votes.iter().map(|(k, _)| k))?;
-        if !self.committee().is_quorum(weight) {
-            return refuse(
-                Reason::BadCertificate,
-                format!(
-                    "votes of weight {weight} out of {}: a certificate needs at least {}",
-                    self.committee().total_weight(),
-                    self.committee().quorum_weight()
-                ),
-            );
-        }
-        let order_msg = cert.order.body.signing_message(self.hash());
-        let vote_msg = wire::vote_message(&h);
-        let mut items = Vec::with_capacity(1 + cert.votes.len());
-        items.push(SignedMessage {
-            public_key: &cert.order.body.sender,
-            message: &order_msg,
-            signature: &cert.order.signature,
-        });
-        items.extend(cert.votes.iter().map(|(k, s)| SignedMessage { public_key: k, message: &vote_msg, signature: s }));
-        match env.verify_batch(&items) {
-            Ok(()) => Ok(h),
-            Err(Some(0)) => refuse(Reason::BadSignature, "the sender's signature in the certificate does not verify"),
-            Err(Some(i)) => refuse(
-                Reason::BadSignature,
-                format!("the vote of authority {} in the certificate does not verify", hex(&cert.votes[i - 1].0)),
-            ),
-            Err(None) => refuse(Reason::BadSignature, "the certificate's signatures do not verify"),
-        }
+    /// See [`Checker::check_certificate`].
+    pub fn check_certificate(&self, cert: &Certificate) -> Result<Hash, Error> {
+        self.checker.check_certificate(cert)
+    }
+
+    /// See [`Checker::verify_certificate`].
+    pub fn verify_certificate(&self, crypto: &dyn Crypto, cert: &Certificate) -> Result<Hash, Error> {
+        self.checker.verify_certificate(crypto, cert)
     }
 
     /// Verifies (unless it is a replay) and applies a certificate, then lets
     /// the client and gateway parts see it.
-    pub fn accept_certificate(&mut self, env: &dyn Env, cert: &Certificate) -> Result<(Hash, Applied), Error> {
+    pub fn accept_certificate(
+        &mut self,
+        env: &dyn Env,
+        cert: &Certificate,
+    ) -> Result<(Hash, Applied), Error> {
         let body = &cert.order.body;
         let h = body.hash(self.hash());
         // Replays are cheap: no signature checks for what is applied already.
-        let applied = if ledger::certificate_hash_at(env, &body.sender, body.sequence)? == Some(h) {
-            Applied::Replay
-        } else {
-            self.verify_certificate(env, cert)?;
-            ledger::apply(env, cert, &h, self.mode())?
-        };
-        match applied {
-            Applied::Conflict { applied } => env.log(
+        if ledger::certificate_hash_at(env, &body.sender, body.sequence)? == Some(h) {
+            self.after_certificate(env, cert, &h)?;
+            return Ok((h, Applied::Replay));
+        }
+        self.verify_certificate(env, cert)?;
+        let applied = self.apply_verified(env, cert, &h)?;
+        Ok((h, applied))
+    }
+
+    /// Applies a certificate whose signatures checked out, then lets the
+    /// client and gateway parts see it.
+    pub fn apply_verified(&mut self, env: &dyn Env, cert: &Certificate, h: &Hash) -> Result<Applied, Error> {
+        let body = &cert.order.body;
+        let h = *h;
+        let applied = ledger::apply(env, cert, &h, self.mode())?;
+        // Applications are in the history table; only the impossible is logged.
+        if let Applied::Conflict { applied } = applied {
+            env.log(
                 Level::Error,
                 &format!(
                     "conflicting certificates for account {} sequence {}: applied {}, received {}: \
@@ -290,22 +251,10 @@ impl Core {
                     hex(&applied),
                     hex(&h)
                 ),
-            ),
-            Applied::Applied { .. } | Applied::Waiting => {
-                env.log(
-                    Level::Debug,
-                    &format!(
-                        "certificate {} (account {} sequence {}): {applied:?}",
-                        hex(&h),
-                        hex(&body.sender),
-                        body.sequence
-                    ),
-                );
-            }
-            Applied::Replay => {}
+            );
         }
         self.after_certificate(env, cert, &h)?;
-        Ok((h, applied))
+        Ok(applied)
     }
 
     /// Quorum reachability from heartbeats: this node's own weight plus the
@@ -345,7 +294,7 @@ impl Core {
 
 /// The source of a bundle as the address to answer: a `dtn:` URI of sane
 /// length (the engine checks the rest when the reply is emitted).
-fn reply_address(source: &str) -> Result<String, Error> {
+pub(crate) fn reply_address(source: &str) -> Result<String, Error> {
     if source.starts_with("dtn://") && source.len() <= MAX_SOURCE && !source.contains(char::is_whitespace) {
         Ok(source.to_owned())
     } else {
