@@ -13,6 +13,7 @@ pub const BUILTINS: &[(&str, EntryFn)] = &[
     ("org.meshpay.routing.epidemic", meshpay_routing_epidemic::plugin_entry),
     ("org.meshpay.routing.prophet", meshpay_routing_prophet::plugin_entry),
     ("org.meshpay.routing.spray-and-wait", meshpay_routing_spray::plugin_entry),
+    ("org.meshpay.consensus.quorum", meshpay_consensus_quorum::plugin_entry),
 ];
 
 /// The entry function of a built-in plugin.

@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use crate::config::{Config, DEFAULT_CONFIG, PluginRef};
 use crate::control::Client;
-use crate::identity::Identity;
+use crate::identity::{Identity, encode_hex};
 use crate::state_dir::{CONFIG_FILE, KEY_FILE, StateDir};
+use crate::wallet::{self, Wallet};
 use crate::{builtins, runtime};
 
 /// meshpay: a plugin-based mesh router that carries payment bundles
@@ -53,6 +54,10 @@ pub enum Command {
     },
     /// Show this node's identity (public key as hex and as a did:key).
     Id {
+        /// Create the node key if there is none yet (to list a new node in a
+        /// committee file before its first start).
+        #[arg(long)]
+        create: bool,
         #[arg(long)]
         json: bool,
     },
@@ -102,6 +107,68 @@ pub enum Command {
     /// The 802.11s mesh as the running node sees it.
     #[command(subcommand)]
     Mesh(MeshCommand),
+    /// The wallet key: create it, show its address.
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+    /// Pay AMOUNT to ADDRESS from this wallet, through the local node.
+    ///
+    /// Signs a transfer order here (the wallet key never leaves this
+    /// process) with the account's next sequence number, submits it to the
+    /// node in --state-dir, and waits until more than two thirds of the
+    /// committee have signed it: prints the certificate (final; the
+    /// recipient can verify it offline) or why the payment failed.
+    Pay {
+        /// The recipient's wallet address, `<account>@<home node>` (as
+        /// `meshpay wallet address` prints it), or a bare account key.
+        #[arg(long = "to", value_name = "ADDRESS")]
+        to: String,
+        /// Amount in the smallest unit (an integer; no decimals).
+        #[arg(long, value_name = "N")]
+        amount: u64,
+        /// Give up waiting after this many seconds (the order stays
+        /// submitted and the node keeps re-sending it).
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        timeout: u64,
+        #[command(flatten)]
+        wallet: WalletArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// This wallet's balance as the local node knows it (authoritative on an
+    /// authority; elsewhere: genesis plus the certificates the node holds).
+    Balance {
+        /// Another account (64 hex digits) instead of this wallet's.
+        #[arg(long, value_name = "HEX")]
+        account: Option<String>,
+        #[command(flatten)]
+        wallet: WalletArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Payments received by this wallet: certificates held by the local
+    /// node (its home node), each verified again offline against the
+    /// committee.
+    Receipts {
+        /// Another account (64 hex digits) instead of this wallet's.
+        #[arg(long, value_name = "HEX")]
+        account: Option<String>,
+        /// At most this many receipts.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        #[command(flatten)]
+        wallet: WalletArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call a method of the node's consensus plugin with a JSON body and
+    /// print its JSON reply (`status`, `audit`, `history`, `transfer_status`,
+    /// ...; see the plugin's README).
+    Consensus {
+        method: String,
+        /// The request body (JSON).
+        #[arg(default_value = "{}")]
+        body: String,
+    },
     /// Inspect plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -115,6 +182,32 @@ pub enum MeshCommand {
     /// Peers (peer link state, signal, airtime metric) and mesh paths (next
     /// hop, metric, hop count), read through the control API.
     Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the wallet key is.
+#[derive(Debug, clap::Args)]
+pub struct WalletArg {
+    /// The wallet key file (default: <state-dir>/wallet.key).
+    #[arg(long = "wallet", env = "MESHPAY_WALLET", value_name = "FILE")]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Create a wallet key (mode 0600; never overwrites one) and print its
+    /// address.
+    New {
+        #[command(flatten)]
+        wallet: WalletArg,
+    },
+    /// Print this wallet's address: `<account>@<home node>` (payments to it
+    /// leave their receipt at the home node, the node in --state-dir).
+    Address {
+        #[command(flatten)]
+        wallet: WalletArg,
         #[arg(long)]
         json: bool,
     },
@@ -206,9 +299,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Id { json } => {
+        Command::Id { create, json } => {
             let state_dir = StateDir::resolve(cli.state_dir.as_deref())?;
             let key = state_dir.join(KEY_FILE);
+            if create && !key.exists() {
+                state_dir.ensure()?;
+                Identity::load_or_create(&key)?;
+            }
             if !key.exists() {
                 bail!(
                     "no node identity in {} yet: it is created when the node first starts (`meshpay run`)",
@@ -303,6 +400,78 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             print_descriptor(&plugin, json);
             Ok(())
         }
+        Command::Wallet(cmd) => wallet_command(cli.state_dir.as_deref(), cmd),
+        Command::Pay { to, amount, timeout, wallet, json } => {
+            let state_dir = StateDir::resolve(cli.state_dir.as_deref())?;
+            let w = Wallet::load(&Wallet::path(&state_dir, wallet.path.as_deref()))?;
+            let mut client = Client::connect(&state_dir.control_socket())?;
+            let p = wallet::pay(&mut client, &w, &to, amount, std::time::Duration::from_secs(timeout))?;
+            let cert = &p.status["certificate"];
+            if json {
+                let v = serde_json::json!({
+                    "order_hash": p.order_hash,
+                    "sequence": p.sequence,
+                    "elapsed_ms": p.elapsed.as_millis() as u64,
+                    "certificate": cert,
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let signers = cert["votes"].as_array().map_or(0, Vec::len);
+                println!("certified: {amount} to {to}");
+                println!("order       {} (sequence {})", p.order_hash, p.sequence);
+                println!("signed by   {signers} authorities, in {:.2} s", p.elapsed.as_secs_f64());
+                println!("certificate {}", cert["bytes"].as_str().unwrap_or(""));
+            }
+            Ok(())
+        }
+        Command::Balance { account, wallet, json } => {
+            let state_dir = StateDir::resolve(cli.state_dir.as_deref())?;
+            let account = account_or_wallet(&state_dir, account, &wallet)?;
+            let mut client = Client::connect(&state_dir.control_socket())?;
+            let b = wallet::consensus_call(&mut client, "balance", serde_json::json!({"account": account}))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                let whose = if b["authoritative"] == true { "authority ledger" } else { "this node's view" };
+                println!("{} (next sequence {}; {whose})", b["balance"], b["next_sequence"]);
+            }
+            Ok(())
+        }
+        Command::Receipts { account, limit, wallet, json } => {
+            let state_dir = StateDir::resolve(cli.state_dir.as_deref())?;
+            let account = account_or_wallet(&state_dir, account, &wallet)?;
+            let mut client = Client::connect(&state_dir.control_socket())?;
+            let body = serde_json::json!({"account": account, "limit": limit});
+            let r = wallet::consensus_call(&mut client, "receipts", body)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                let list = r["receipts"].as_array().cloned().unwrap_or_default();
+                println!("{} receipts for {account}", list.len());
+                for x in list {
+                    let verified = if x["verified"] == true {
+                        "verified".to_owned()
+                    } else {
+                        format!("NOT VALID: {}", x["problem"].as_str().unwrap_or("?"))
+                    };
+                    println!(
+                        "  {:>12} from {} (sequence {}) {verified}",
+                        x["amount"],
+                        x["sender"].as_str().unwrap_or(""),
+                        x["sequence"]
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Consensus { method, body } => {
+            let state_dir = StateDir::resolve(cli.state_dir.as_deref())?;
+            let body: Value = serde_json::from_str(&body).context("the body is not JSON")?;
+            let mut client = Client::connect(&state_dir.control_socket())?;
+            let r = wallet::consensus_call(&mut client, &method, body)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(())
+        }
         Command::Config(ConfigCommand::Default) => {
             print!("{DEFAULT_CONFIG}");
             Ok(())
@@ -346,6 +515,55 @@ fn print_descriptor(p: &meshpay_host::Plugin, json: bool) {
         println!("  transport:   {mode:?} mode");
     }
     println!("  source:      {}", v["source"].as_str().unwrap_or(""));
+}
+
+fn wallet_command(state_dir: Option<&Path>, cmd: WalletCommand) -> anyhow::Result<()> {
+    let state_dir = StateDir::resolve(state_dir)?;
+    match cmd {
+        WalletCommand::New { wallet } => {
+            if wallet.path.is_none() {
+                state_dir.ensure()?;
+            }
+            let path = Wallet::path(&state_dir, wallet.path.as_deref());
+            let w = Wallet::create(&path)?;
+            eprintln!("created wallet {} (mode 0600; back it up: the key is the money)", path.display());
+            match w.address(&state_dir) {
+                Ok(a) => println!("{a}"),
+                Err(e) => {
+                    println!("{}", encode_hex(&w.account()));
+                    eprintln!("(no home node yet: {e:#})");
+                }
+            }
+        }
+        WalletCommand::Address { wallet, json } => {
+            let w = Wallet::load(&Wallet::path(&state_dir, wallet.path.as_deref()))?;
+            let address = w.address(&state_dir)?;
+            if json {
+                let v = serde_json::json!({
+                    "address": address,
+                    "account": encode_hex(&w.account()),
+                    "home": encode_hex(&wallet::node_key(&state_dir)?),
+                    "file": w.file().display().to_string(),
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("{address}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--account HEX` if given, else the wallet's account.
+fn account_or_wallet(
+    state_dir: &StateDir,
+    account: Option<String>,
+    wallet: &WalletArg,
+) -> anyhow::Result<String> {
+    match account {
+        Some(a) => Ok(a),
+        None => Ok(encode_hex(&Wallet::load(&Wallet::path(state_dir, wallet.path.as_deref()))?.account())),
+    }
 }
 
 fn print_status(s: &Value) {

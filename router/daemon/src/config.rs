@@ -254,7 +254,8 @@ pub struct PluginSection {
     pub config: toml::Table,
     /// TOML files the router reads and hands to the plugin inside its
     /// config, under the given keys (`{ committee = "/etc/meshpay/committee.toml" }`):
-    /// plugins never touch the file system themselves.
+    /// plugins never touch the file system themselves. A relative path is
+    /// relative to the directory of the config file that names it.
     #[serde(default)]
     pub config_files: std::collections::BTreeMap<String, PathBuf>,
 }
@@ -360,7 +361,23 @@ impl Config {
                     origin: p.display().to_string(),
                     message: format!("cannot read: {e}"),
                 })?;
-                Config::parse(&text, &p.display().to_string())
+                let mut config = Config::parse(&text, &p.display().to_string())?;
+                // Relative `config_files` are relative to this file, so a
+                // config and its committee file can move together.
+                let base = p.parent().unwrap_or(Path::new("."));
+                for section in config
+                    .transports
+                    .iter_mut()
+                    .chain(config.routing.as_mut())
+                    .chain(config.consensus.as_mut())
+                {
+                    for path in section.config_files.values_mut() {
+                        if path.is_relative() {
+                            *path = base.join(&*path);
+                        }
+                    }
+                }
+                Ok(config)
             }
         }
     }

@@ -5,6 +5,7 @@
 //! * [`control`]: the JSON control API on the node's Unix socket;
 //! * [`config`], [`state_dir`], [`identity`]: what a node is made of;
 //! * [`builtins`]: plugins linked into the binary;
+//! * [`wallet`]: the wallet key and payments through the local node;
 //! * [`cli`]: the `meshpay` commands.
 
 pub mod builtins;
@@ -14,3 +15,4 @@ pub mod control;
 pub mod identity;
 pub mod runtime;
 pub mod state_dir;
+pub mod wallet;

@@ -1128,6 +1128,8 @@ impl Engine {
                 self.pump_all(clock, batch)?;
                 Ok(Ok(reply))
             }
+            // The plugin's own explanation when it gave one.
+            Err(CallError::Rejected { reply, .. }) => Ok(Err(String::from_utf8_lossy(&reply).into_owned())),
             Err(e) => Ok(Err(e.to_string())),
         }
     }

@@ -31,6 +31,10 @@ pub enum CallError {
     /// The plugin returned an error status (and logged why).
     #[error("{what} failed: {}", status_name(*.status))]
     Failed { what: &'static str, status: MpStatus },
+    /// The plugin returned an error status and wrote a reply explaining it
+    /// (a consensus `on_control` refusing a request).
+    #[error("{what} failed: {}: {}", status_name(*.status), String::from_utf8_lossy(.reply))]
+    Rejected { what: &'static str, status: MpStatus, reply: Vec<u8> },
     /// The plugin panicked; the instance is now quarantined.
     #[error("panicked in {what}; the instance is disabled")]
     Panicked { what: &'static str },
@@ -47,7 +51,7 @@ impl CallError {
     pub fn status(&self) -> Option<MpStatus> {
         match self {
             CallError::Again => Some(MP_ERR_AGAIN),
-            CallError::Failed { status, .. } => Some(*status),
+            CallError::Failed { status, .. } | CallError::Rejected { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -98,7 +102,8 @@ pub trait Routing: PluginInstance {
 pub trait Consensus: PluginInstance {
     /// `CallError::Failed { status: MP_ERR_INVALID, .. }` means refused.
     fn on_bundle(&mut self, kv: &mut dyn KvStore, bundle: &BundleInfo<'_>) -> Result<(), CallError>;
-    /// Returns the JSON reply.
+    /// Returns the JSON reply; a refusal that came with a reply is
+    /// `CallError::Rejected` carrying it.
     fn on_control(&mut self, kv: &mut dyn KvStore, method: &str, body: &[u8]) -> Result<Vec<u8>, CallError>;
     fn on_timer(&mut self, kv: &mut dyn KvStore, timer_id: u64) -> Result<(), CallError>;
     fn on_fd(&mut self, fd: RawFd, events: u32) -> Result<FdState, CallError>;
@@ -429,8 +434,15 @@ impl Consensus for FfiConsensus {
         };
         let ctx = self.core.ctx;
         let _loan = unsafe { &*ctx }.lend_kv(kv);
-        self.core.call("on_control", |i| unsafe { f(i, MpStr::new(method), MpBytes::new(body), &sink) })?;
-        Ok(reply)
+        match self.core.call("on_control", |i| unsafe { f(i, MpStr::new(method), MpBytes::new(body), &sink) })
+        {
+            Ok(()) => Ok(reply),
+            // The reply of a refused request says why: pass it on.
+            Err(CallError::Failed { what, status }) if !reply.is_empty() => {
+                Err(CallError::Rejected { what, status, reply })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn on_timer(&mut self, kv: &mut dyn KvStore, timer_id: u64) -> Result<(), CallError> {

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::builtins;
-use crate::config::{Config, PluginRef};
+use crate::config::{Config, PluginRef, PluginSection};
 use crate::control::Reply;
 use crate::identity::{Identity, did_key, encode_hex};
 use crate::runtime::services::Services;
@@ -131,6 +131,8 @@ pub struct Node {
     /// Link quality last told to the engine, per link.
     mesh_quality: HashMap<LinkId, (u32, Option<i32>)>,
     next_mesh_poll_ms: u64,
+    /// Why the configured consensus plugin is not running, if it is not.
+    consensus_failure: Option<String>,
 }
 
 /// Why the node could not start.
@@ -218,9 +220,60 @@ impl Node {
             mesh: None,
             mesh_quality: HashMap::new(),
             next_mesh_poll_ms: 0,
+            consensus_failure: None,
         };
         node.with_batch(|engine, clock, batch| engine.load(clock, batch));
+        if let Some(section) = &config.consensus {
+            node.create_consensus(section, config, state_dir);
+        }
         Ok(node)
+    }
+
+    /// Loads and creates the consensus plugin inside one store batch (its
+    /// tables are created and checked in the same transaction), then hands
+    /// it to the engine. A failure leaves the node running without
+    /// payments, with the reason logged and in `status`.
+    fn create_consensus(&mut self, section: &PluginSection, config: &Config, state_dir: &Path) {
+        let name = section.name.as_deref().unwrap_or("consensus");
+        if !section.enabled {
+            tracing::info!("consensus \"{name}\" is disabled in the config");
+            return;
+        }
+        let fail = |node: &mut Node, reason: String| {
+            tracing::error!("consensus \"{name}\": {reason}; this node runs without its consensus plugin");
+            node.consensus_failure = Some(reason);
+        };
+        let plugin = match load_plugin(&section.plugin_ref(&config.plugin_dir())) {
+            Ok(p) => p,
+            Err(e) => return fail(self, e),
+        };
+        let cfg = match section.config_json(state_dir) {
+            Ok(c) => c,
+            Err(e) => return fail(self, e),
+        };
+        let id = plugin.descriptor().id.clone();
+        let services: Arc<dyn HostServices> = self.services.clone();
+        let created = self.store.batch().and_then(|mut batch| {
+            let r = {
+                let mut call = batch.plugin_call(&id);
+                let r = plugin.create_consensus(name, &cfg, services, &mut call);
+                call.finish(r.is_ok())?;
+                r
+            };
+            if r.is_ok() {
+                batch.commit()?;
+            }
+            Ok(r)
+        });
+        match created {
+            Ok(Ok(instance)) => {
+                tracing::info!("consensus: {id} {}", plugin.descriptor().version);
+                self.engine.set_consensus(instance);
+            }
+            Ok(Err(CallError::Panicked { what })) => fail(self, format!("{id} panicked in {what}")),
+            Ok(Err(e)) => fail(self, format!("{id}: create failed: {e} (the plugin logged why)")),
+            Err(e) => fail(self, format!("store: {e}")),
+        }
     }
 
     fn clock(&self) -> Clock {
@@ -587,7 +640,8 @@ impl Node {
     /// A control request. `recv` may park the reply until a payload arrives.
     pub fn control(&mut self, method: &str, params: &Value, reply: oneshot::Sender<Reply>) {
         let answer = match method {
-            "status" => Ok(self.status()),
+            "status" => Ok(self.status_with_consensus()),
+            "consensus" => self.control_consensus(params),
             "send" => self.control_send(params),
             "recv" => return self.control_recv(params, reply),
             "ack" => self.control_ack(params),
@@ -596,14 +650,72 @@ impl Node {
                 Some(m) => Ok(m.status()),
                 None => Err("this node has no [mesh] in its config".into()),
             },
-            other => {
-                Err(format!("unknown method `{other}` (methods: status, send, recv, ack, bundles, mesh)"))
-            }
+            other => Err(format!(
+                "unknown method `{other}` (methods: status, send, recv, ack, bundles, mesh, consensus)"
+            )),
         };
         let _ = reply.send(match answer {
             Ok(v) => Reply::ok(v),
             Err(e) => Reply::err(e),
         });
+    }
+
+    /// `consensus`: `{"method": NAME, "body": JSON}` for the consensus
+    /// plugin, run inside one store batch (its writes commit before the
+    /// reply, and what it emits goes out after). A refusal carries the
+    /// plugin's reason.
+    fn control_consensus(&mut self, p: &Value) -> Result<Value, String> {
+        let method =
+            p["method"].as_str().ok_or("consensus: `method` (the plugin's method name) is required")?;
+        let body = match &p["body"] {
+            Value::Null => b"{}".to_vec(),
+            v => serde_json::to_vec(v).map_err(|e| e.to_string())?,
+        };
+        if self.engine.consensus().is_none() {
+            return Err(match &self.consensus_failure {
+                Some(r) => format!("the consensus plugin is not running: {r}"),
+                None => "this node runs no consensus plugin (no [consensus] section in its config)".into(),
+            });
+        }
+        let r = self.try_batch(|engine, clock, batch| engine.consensus_control(clock, batch, method, &body));
+        match r {
+            None => Err(format!(
+                "consensus {method}: the store failed ({}); nothing was changed",
+                self.last_store_error.as_deref().unwrap_or("unknown error")
+            )),
+            Some(Ok(reply)) => serde_json::from_slice(&reply)
+                .map_err(|e| format!("consensus {method}: the plugin's reply is not JSON: {e}")),
+            Some(Err(refusal)) => Err(match serde_json::from_str::<Value>(&refusal) {
+                Ok(v) if v["error"]["message"].is_string() => format!(
+                    "{} ({})",
+                    v["error"]["message"].as_str().unwrap_or(""),
+                    v["error"]["reason"].as_str().unwrap_or("refused")
+                ),
+                _ => format!("consensus {method}: {refusal}"),
+            }),
+        }
+    }
+
+    /// `status`, with the consensus plugin's own status (role, committee,
+    /// double-spend attempts) when it runs.
+    fn status_with_consensus(&mut self) -> Value {
+        let mut status = self.status();
+        if self.engine.consensus().is_some() {
+            let own = self.control_consensus(&json!({"method": "status"}));
+            if let Some(c) = status["consensus"].as_object_mut() {
+                match own {
+                    Ok(v) => {
+                        c.insert("status".into(), v);
+                    }
+                    Err(e) => {
+                        c.insert("status_error".into(), Value::String(e));
+                    }
+                }
+            }
+        } else if let Some(reason) = &self.consensus_failure {
+            status["consensus"] = json!({"state": "disabled", "reason": reason});
+        }
+        status
     }
 
     /// `send`: one payload (`payload`) or many (`payloads`, submitted in one
