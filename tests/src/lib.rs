@@ -410,3 +410,66 @@ impl NodeProc {
         (s["node"]["id"].as_str().unwrap().to_owned(), s["node"]["endpoint"].as_str().unwrap().to_owned())
     }
 }
+
+/// Unique names for the temporary ends of veth pairs: `veth` derives them
+/// from the pid alone, which two tests of one process could share.
+fn veth_names() -> (String, String) {
+    static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let base = format!("mv{}x{n}", std::process::id() % 100_000);
+    (format!("{base}a"), format!("{base}b"))
+}
+
+/// An Ethernet switch: a Linux bridge in a namespace of its own, so several
+/// namespaces share one segment (as radios share a channel). Multicast
+/// snooping is off: no MLD querier runs here, and with snooping on the
+/// bridge would stop forwarding the transport's link-local multicast
+/// beacons once it learned (wrongly) that nobody listens.
+pub struct Switch {
+    pub ns: Netns,
+    ports: std::sync::atomic::AtomicU32,
+}
+
+impl Switch {
+    /// Creates the switch's namespace (`Err`: namespaces refused, skip).
+    pub fn new(tag: &str) -> Result<Switch, String> {
+        let ns = Netns::new(tag)?;
+        ns.run(&["ip", "link", "add", "br0", "type", "bridge", "mcast_snooping", "0", "stp_state", "0"])?;
+        ns.run(&["ip", "link", "set", "br0", "up"])?;
+        Ok(Switch { ns, ports: std::sync::atomic::AtomicU32::new(0) })
+    }
+
+    fn add_port(&self, tmp: &str) -> Result<String, String> {
+        let port = format!("p{}", self.ports.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        ip(&["link", "set", tmp, "netns", &self.ns.name, "name", &port])?;
+        self.ns.run(&["ip", "link", "set", &port, "master", "br0"])?;
+        self.ns.run(&["ip", "link", "set", &port, "up"])?;
+        Ok(port)
+    }
+
+    /// Plugs namespace `ns` in with interface `ifname` (up). Returns the
+    /// switch's port name (set it down to unplug: the carrier goes down on
+    /// both ends).
+    pub fn plug(&self, ns: &Netns, ifname: &str) -> Result<String, String> {
+        let (tmp_a, tmp_b) = veth_names();
+        ip(&["link", "add", &tmp_a, "type", "veth", "peer", "name", &tmp_b])?;
+        ip(&["link", "set", &tmp_a, "netns", &ns.name, "name", ifname])?;
+        ns.run(&["ip", "link", "set", ifname, "up"])?;
+        self.add_port(&tmp_b)
+    }
+
+    /// Joins two switches with a cable (one segment while it is up). Returns
+    /// this switch's port name: `set_port(.., false)` cuts the segments apart.
+    pub fn trunk(&self, other: &Switch) -> Result<String, String> {
+        let (tmp_a, tmp_b) = veth_names();
+        ip(&["link", "add", &tmp_a, "type", "veth", "peer", "name", &tmp_b])?;
+        let mine = self.add_port(&tmp_a)?;
+        other.add_port(&tmp_b)?;
+        Ok(mine)
+    }
+
+    /// Sets one of this switch's ports up or down.
+    pub fn set_port(&self, port: &str, up: bool) {
+        self.ns.set_link(port, up);
+    }
+}
