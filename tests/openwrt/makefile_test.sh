@@ -46,6 +46,25 @@ test_fields() {
 		grep -q '^Description: ..........' "$W/package-$pkg.info" || fail "$pkg has no description"
 		grep -qx 'Install: yes' "$W/package-$pkg.info" || fail "$pkg has no install recipe"
 	done
+	# The license is the workspace's, and the files it names are in the
+	# source (the repository root is PKG_BUILD_DIR), for both packages.
+	workspace_license="$(sed -n '/^\[workspace.package\]/,/^\[/s/^license = "\(.*\)"/\1/p' "$REPO/Cargo.toml")"
+	sdk_make "$EXAMPLE" sdk-info >"$W/example-fields.info" 2>"$W/make.err" ||
+		fail "make sdk-info (example) failed: $(cat "$W/make.err")"
+	for info in "$W/meshpay.info" "$W/example-fields.info"; do
+		expect_eq "PKG_LICENSE is the workspace's license (${info##*/})" "PKG_LICENSE: $workspace_license" \
+			"$(grep '^PKG_LICENSE: ' "$info")"
+		files="$(sed -n 's/^PKG_LICENSE_FILES: //p' "$info")"
+		[ -n "$files" ] || fail "PKG_LICENSE_FILES is empty (${info##*/})"
+		for f in $files; do
+			[ -s "$REPO/$f" ] || fail "PKG_LICENSE_FILES names $f, which is not in the repository"
+		done
+	done
+	if ! grep -q 'Apache License' "$REPO/LICENSE-APACHE" || ! grep -q 'Version 2.0, January 2004' "$REPO/LICENSE-APACHE"; then
+		fail "LICENSE-APACHE is not the Apache License 2.0"
+	fi
+	grep -q 'Permission is hereby granted, free of charge' "$REPO/LICENSE-MIT" ||
+		fail "LICENSE-MIT is not the MIT license"
 	[ -z "$(git -C "$REPO" ls-files Cargo.lock 2>/dev/null)" ] && [ -d "$REPO/.git" ] &&
 		fail "Cargo.lock is not committed: --locked (RUST_PKG_LOCKED) needs it"
 	[ -f "$REPO/Cargo.lock" ] || fail "Cargo.lock is missing"

@@ -37,13 +37,18 @@ fn artifact(name: &str) -> PathBuf {
     p
 }
 
-/// The `meshpay` binary, refused if it is older than the sources it is
-/// built from (`cargo test -p meshpay-tests` does not rebuild it, and a
+/// The `meshpay` binary (`$MESHPAY_BIN` if set), refused if it is older
+/// than the sources it is built from (`cargo test -p meshpay-tests` does not rebuild it, and a
 /// stale binary makes tests pass or fail for the wrong reasons).
 pub fn meshpay_bin() -> PathBuf {
     static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     CHECKED
         .get_or_init(|| {
+            // An explicitly chosen binary (a benchmark of a snapshot while
+            // the tree changes) is taken as it is.
+            if let Some(bin) = std::env::var_os("MESHPAY_BIN") {
+                return PathBuf::from(bin);
+            }
             let bin = artifact("meshpay");
             let built = std::fs::metadata(&bin).and_then(|m| m.modified()).expect("binary mtime");
             // Cargo's dep-info file lists exactly the sources the binary

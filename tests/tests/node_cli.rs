@@ -23,13 +23,14 @@ fn a_node_on_embedded_defaults_answers_status_and_shuts_down_cleanly() {
     })
     .expect("status never answered");
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(status["abi"], "1.0");
+    let abi = meshpay_abi::ABI_VERSION.to_string();
+    assert_eq!(status["abi"], abi.as_str());
     assert!(status["uptime_s"].as_f64().unwrap() >= 0.0);
     assert_eq!(status["node"]["id"].as_str().unwrap().len(), 64);
     assert!(status["node"]["did"].as_str().unwrap().starts_with("did:key:z6Mk"));
     let plugins = status["plugins"].as_array().unwrap();
     assert!(
-        plugins.iter().any(|p| p["id"] == "org.meshpay.transport.unixdgram" && p["abi"] == "1.0"),
+        plugins.iter().any(|p| p["id"] == "org.meshpay.transport.unixdgram" && p["abi"] == abi.as_str()),
         "{status:#}"
     );
     assert_eq!(transport(&status, "local")["state"], "active");
@@ -105,4 +106,49 @@ fn help_explains_the_commands_and_the_state_dir() {
     }
     let out = meshpay(&["config", "default"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("[[transport]]"));
+}
+
+/// Runs `meshpay ARGS` with standard output the write end of a pipe whose
+/// read end is already closed (the reader went away, as `| head -1` does
+/// after one line), and returns its exit status and standard error.
+fn into_closed_pipe(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(meshpay_bin())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn cli_output_into_a_closed_pipe_ends_quietly_and_the_daemon_ignores_sigpipe() {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(tmp.path(), "[node]\nname = \"pipe\"\n");
+    let state = node.state_dir().to_str().unwrap().to_owned();
+    let cfg = tmp.path().join("meshpay.toml");
+    for args in [
+        vec!["config", "default"],
+        vec!["--state-dir", &state, "bundles"],
+        vec!["--state-dir", &state, "status"],
+        vec!["plugins", "list"],
+        vec!["config", "check", cfg.to_str().unwrap()],
+    ] {
+        let (status, stderr) = into_closed_pipe(&args);
+        // Like other Unix tools: ended by SIGPIPE, nothing on stderr (a
+        // panic in println! exits 101 with a backtrace hint).
+        assert_eq!(status.signal(), Some(libc::SIGPIPE), "meshpay {args:?}: {status}, stderr:\n{stderr}");
+        assert!(stderr.is_empty(), "meshpay {args:?} wrote to stderr:\n{stderr}");
+    }
+    // The daemon keeps ignoring SIGPIPE (a peer closing a socket must not
+    // kill it): bit 13 of SigIgn in /proc/PID/status.
+    let proc_status = std::fs::read_to_string(format!("/proc/{}/status", node.pid())).unwrap();
+    let ign = proc_status.lines().find_map(|l| l.strip_prefix("SigIgn:")).expect("SigIgn line");
+    let mask = u64::from_str_radix(ign.trim(), 16).unwrap();
+    assert_ne!(mask & (1 << (libc::SIGPIPE - 1)), 0, "meshpay run does not ignore SIGPIPE: SigIgn {ign}");
+    node.stop();
 }

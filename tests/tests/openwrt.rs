@@ -67,7 +67,7 @@ fn init_script_turns_uci_into_the_routers_config_or_refuses_to_start() {
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(cases.len() >= 18, "cases: {cases:?}");
+    assert!(cases.len() >= 19, "cases: {cases:?}");
     let out = run("init_script_test.sh");
     let ok = passed(&out);
     for case in &cases {

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
-use crate::config::{Config, DEFAULT_CONFIG, PluginRef};
+use crate::config::{Config, DEFAULT_CONFIG};
 use crate::control::Client;
 use crate::identity::{Identity, encode_hex};
 use crate::state_dir::{CONFIG_FILE, KEY_FILE, StateDir};
@@ -238,12 +238,27 @@ pub enum ConfigCommand {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        die_quietly_on_closed_pipe();
+    }
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("meshpay: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A command whose reader went away (`meshpay bundles | head -1`) ends as
+/// other Unix tools do, killed by SIGPIPE, instead of panicking in
+/// `println!` (Rust ignores SIGPIPE, so a write to a closed pipe is EPIPE).
+/// Not for `meshpay run`: a daemon must outlive a peer that closed a socket.
+fn die_quietly_on_closed_pipe() {
+    // SAFETY: restores the default disposition of one signal; no handler of
+    // ours is replaced, and the CLI commands install none.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -466,9 +481,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Consensus { method, body } => {
             let state_dir = StateDir::resolve(cli.state_dir.as_deref())?;
-            let body: Value = serde_json::from_str(&body).context("the body is not JSON")?;
+            serde_json::from_str::<serde::de::IgnoredAny>(&body).context("the body is not JSON")?;
             let mut client = Client::connect(&state_dir.control_socket())?;
-            let r = wallet::consensus_call(&mut client, &method, body)?;
+            let r = client.call("consensus", serde_json::json!({"method": method, "raw": body}))?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             Ok(())
         }
@@ -689,75 +704,26 @@ fn recv(
     Ok(())
 }
 
-/// Parses a config, loads (without creating) every plugin it names, and
-/// prints what the router would run. Any problem is an error.
+/// Parses a config, creates (and destroys, never starts) every plugin
+/// instance it names as the router would, and prints what the router would
+/// run. Any problem, including a plugin refusing its own config, is an error.
 fn check_config(file: &Path, state_dir: Option<&Path>) -> anyhow::Result<()> {
     let config = Config::load(Some(file))?;
     let state_dir = StateDir::resolve(state_dir.or(config.node.state_dir.as_deref()))?;
-    let plugin_dir = config.plugin_dir();
-    let mut problems = Vec::new();
     println!("config {}: syntax and keys OK", file.display());
     println!("state dir: {}", state_dir.path().display());
-    let mut check = |kind: &str, name: &str, section: &crate::config::PluginSection| {
-        if !section.enabled {
-            println!("{kind} \"{name}\": disabled");
-            return;
-        }
-        let r = section.plugin_ref(&plugin_dir);
-        let what = match &r {
-            PluginRef::Builtin(id) => format!("built-in {id}"),
-            PluginRef::Library(p) => p.display().to_string(),
-        };
-        let cfg = match section.config_json(state_dir.path()) {
-            Ok(c) => c,
-            Err(e) => {
-                problems.push(format!("{kind} \"{name}\": {e}"));
-                return;
-            }
-        };
-        match runtime::load_plugin(&r) {
-            Ok(p) => {
-                let d = p.descriptor();
-                let wanted = match kind {
-                    "transport" => meshpay_abi::MP_KIND_TRANSPORT,
-                    "routing" => meshpay_abi::MP_KIND_ROUTING,
-                    _ => meshpay_abi::MP_KIND_CONSENSUS,
-                };
-                if d.kinds & wanted == 0 {
-                    problems.push(format!(
-                        "{kind} \"{name}\": {what} is not a {kind} plugin (it is {})",
-                        meshpay_host::kind_names(d.kinds).join(", ")
-                    ));
-                } else {
-                    println!(
-                        "{kind} \"{name}\": {} {} (ABI {}) from {what}, config {}",
-                        d.id,
-                        d.version,
-                        d.abi,
-                        String::from_utf8_lossy(&cfg)
-                    );
-                }
-            }
-            Err(e) => problems.push(format!("{kind} \"{name}\": {e}")),
-        }
-    };
-    for (i, t) in config.transports.iter().enumerate() {
-        check("transport", &config.transport_name(i), t);
+    let report = crate::config_check::check(&config, state_dir.path());
+    for line in &report.lines {
+        println!("{line}");
     }
-    if let Some(r) = &config.routing {
-        check("routing", r.name.as_deref().unwrap_or("routing"), r);
-    }
-    if let Some(c) = &config.consensus {
-        check("consensus", c.name.as_deref().unwrap_or("consensus"), c);
-    }
-    if problems.is_empty() {
+    if report.problems.is_empty() {
         println!("OK");
         Ok(())
     } else {
-        for p in &problems {
+        for p in &report.problems {
             eprintln!("error: {p}");
         }
-        Err(anyhow::anyhow!("{} problem(s) in {}", problems.len(), file.display()))
+        Err(anyhow::anyhow!("{} problem(s) in {}", report.problems.len(), file.display()))
             .context("config check failed")
     }
 }

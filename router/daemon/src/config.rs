@@ -203,10 +203,32 @@ impl MeshSection {
                     .channel_width
                     .parse()
                     .map_err(|e: meshpay_mesh::msg::RequestError| format!("mesh.channel_width: {}", e.0))?;
-                width.chandef(self.frequency).map_err(|e| format!("mesh.frequency: {}", e.0))?;
-                if !(2400..=7200).contains(&self.frequency) {
-                    return Err(format!("mesh.frequency: {} MHz is not a Wi-Fi channel", self.frequency));
+                // Range checks first: the channel definition is arithmetic
+                // on the frequency (40- subtracts, 40+ adds).
+                let band = wifi_band(self.frequency).ok_or_else(|| {
+                    format!(
+                        "mesh.frequency: {} MHz is not a Wi-Fi channel's centre frequency \
+                         (2412 to 2484, 4910 to 5925 or 5935 to 7115 MHz, e.g. 2412 for channel 1)",
+                        self.frequency
+                    )
+                })?;
+                let secondary = match width {
+                    meshpay_mesh::ChannelWidth::Ht40Minus => Some(self.frequency - 20),
+                    meshpay_mesh::ChannelWidth::Ht40Plus => Some(self.frequency + 20),
+                    _ => None,
+                };
+                if let Some(second) = secondary
+                    && wifi_band(second) != Some(band)
+                {
+                    return Err(format!(
+                        "mesh.channel_width: `{}` at {} MHz needs a secondary channel at {second} MHz, \
+                         outside the {band} band (use {} or a 20 MHz width)",
+                        self.channel_width,
+                        self.frequency,
+                        if second < self.frequency { "40+" } else { "40-" }
+                    ));
                 }
+                width.chandef(self.frequency).map_err(|e| format!("mesh.channel_width: {}", e.0))?;
                 if let Some(mac) = &self.mac {
                     mac.parse::<meshpay_mesh::MacAddr>()
                         .map_err(|_| format!("mesh.mac: `{mac}` is not a MAC address"))?;
@@ -228,6 +250,19 @@ impl MeshSection {
             }
         }
         Ok(())
+    }
+}
+
+/// The band whose 20 MHz channel raster holds `freq` (MHz), by the
+/// kernel's channel-to-frequency mapping: 2.4 GHz channels 1 to 14, 5 GHz
+/// (with 4.9 GHz and 5.9 GHz) on 5 MHz steps, 6 GHz on 5 MHz steps.
+fn wifi_band(freq: u32) -> Option<&'static str> {
+    match freq {
+        2484 => Some("2.4 GHz"),
+        2412..=2472 if (freq - 2407).is_multiple_of(5) => Some("2.4 GHz"),
+        4910..=5925 if freq.is_multiple_of(5) => Some("5 GHz"),
+        5935..=7115 if freq.is_multiple_of(5) => Some("6 GHz"),
+        _ => None,
     }
 }
 
@@ -548,6 +583,58 @@ mod tests {
         ] {
             let e = Config::parse(bad, "t").unwrap_err().to_string();
             assert!(e.contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn frequencies_and_widths_are_range_checked_without_overflow() {
+        let mesh = |freq: &str, width: &str| {
+            format!(
+                "[mesh]\nmode = \"managed\"\ninterface = \"m0\"\nphy = \"p\"\nmesh_id = \"m\"\nfrequency = {freq}\nchannel_width = \"{width}\"\n"
+            )
+        };
+        // Edges of u32 and of the bands: refused with the key, no panic
+        // (u32::MAX with 40+ used to overflow, 0 with 40- to underflow).
+        for (freq, width) in [
+            ("4294967295", "40+"),
+            ("4294967286", "40+"),
+            ("0", "40-"),
+            ("9", "40-"),
+            ("4294967295", "80"),
+            ("2411", "20"),
+            ("2413", "20"),
+            ("2485", "20-noht"),
+            ("3000", "20"),
+            ("7120", "20"),
+        ] {
+            let e = Config::parse(&mesh(freq, width), "t").unwrap_err().to_string();
+            assert!(e.contains("mesh.frequency") && e.contains(freq), "{freq} {width}: {e}");
+        }
+        // Out of range for u32 at all: a type error naming the key.
+        let e = Config::parse(&mesh("4294967296", "20"), "t").unwrap_err().to_string();
+        assert!(e.contains("mesh.frequency"), "{e}");
+        // A 40 MHz pair whose secondary channel leaves the band.
+        for (freq, width, hint) in [("2412", "40-", "40+"), ("2472", "40+", "40-"), ("5925", "40+", "40-")] {
+            let e = Config::parse(&mesh(freq, width), "t").unwrap_err().to_string();
+            assert!(
+                e.contains("mesh.channel_width") && e.contains(&format!("use {hint}")),
+                "{freq} {width}: {e}"
+            );
+        }
+        // 80 MHz only where a 5 GHz 80 MHz block is.
+        let e = Config::parse(&mesh("2412", "80"), "t").unwrap_err().to_string();
+        assert!(e.contains("mesh.channel_width") && e.contains("80 MHz block"), "{e}");
+        // Valid channels in each band pass.
+        for (freq, width) in [
+            ("2412", "40+"),
+            ("2472", "40-"),
+            ("2484", "20"),
+            ("5180", "80"),
+            ("5200", "40-"),
+            ("5955", "20"),
+            ("7115", "20-noht"),
+        ] {
+            Config::parse(&mesh(freq, width), "t").unwrap_or_else(|e| panic!("{freq} {width}: {e}"));
         }
     }
 

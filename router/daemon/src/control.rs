@@ -7,7 +7,7 @@
 //! Wallets, point-of-sale software and operators use it through the
 //! `meshpay` CLI or directly (`socat - UNIX-CONNECT:.../control.sock`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -162,9 +162,7 @@ impl Client {
     pub fn call(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
         let mut line = serde_json::to_vec(&Request { method: method.into(), params })?;
         line.push(b'\n');
-        self.stream
-            .get_mut()
-            .write_all(&line)
+        send_all_nosignal(self.stream.get_ref(), &line)
             .with_context(|| format!("cannot send to {}", self.path.display()))?;
         let mut answer = String::new();
         self.stream
@@ -179,4 +177,25 @@ impl Client {
             (false, _, error) => bail!("{}", error.unwrap_or_else(|| "unspecified error".into())),
         }
     }
+}
+
+/// Writes all of `buf` with MSG_NOSIGNAL: a node that went away is an
+/// error to report (EPIPE), not a SIGPIPE that kills the CLI silently (the
+/// CLI restores SIGPIPE's default so that `meshpay ... | head` ends quietly).
+fn send_all_nosignal(stream: &UnixStream, mut buf: &[u8]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    while !buf.is_empty() {
+        // SAFETY: the fd is the open socket owned by `stream`; `buf` is a
+        // valid slice for the length given.
+        let n = unsafe { libc::send(stream.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
 }

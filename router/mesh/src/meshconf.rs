@@ -110,11 +110,17 @@ pub fn by_attr(attr: u16) -> Option<&'static ParamDesc> {
     PARAMS.iter().find(|d| d.attr == attr)
 }
 
+/// Every parameter name, without the `mesh_` prefix, comma-separated.
+fn param_names() -> String {
+    PARAMS.iter().map(|d| d.name.trim_start_matches("mesh_")).collect::<Vec<_>>().join(", ")
+}
+
 /// A mesh parameter name or value that cannot be sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
-    /// Not in [`PARAMS`].
-    #[error("unknown mesh parameter {0:?} (see `meshctl params` for the list)")]
+    /// Not in [`PARAMS`]. The message lists the valid names itself: on a
+    /// router the operator has the config and `meshpay`, not `meshctl`.
+    #[error("unknown mesh parameter {0:?}; valid names (the `mesh_` prefix is optional): {names}", names = param_names())]
     Unknown(String),
     /// Does not fit the parameter's width, or is not a number.
     #[error("mesh parameter {name}: {value:?} is not a valid {width:?} value")]
@@ -276,7 +282,16 @@ mod tests {
         assert_eq!(p.get("forwarding"), Some(0));
         assert!(matches!(p.set("mesh_ttl", 256), Err(ParamError::BadValue { .. })));
         assert!(matches!(p.set("mesh_max_peer_links", -1), Err(ParamError::BadValue { .. })));
-        assert!(matches!(p.set("mesh_bogus", 1), Err(ParamError::Unknown(_))));
+        let e = p.set("mesh_bogus", 1).unwrap_err();
+        assert!(matches!(e, ParamError::Unknown(_)));
+        // The message itself lists every valid name (no tool to look them up
+        // on a router), and points at no tool the router lacks.
+        let text = e.to_string();
+        assert!(text.contains("\"mesh_bogus\""), "{text}");
+        for d in PARAMS {
+            assert!(text.contains(d.name.trim_start_matches("mesh_")), "{} missing: {text}", d.name);
+        }
+        assert!(!text.contains("meshctl"), "{text}");
         assert!(matches!(p.set_str("mesh_ttl=seven"), Err(ParamError::BadValue { .. })));
         p.set("mesh_ttl", 9).unwrap();
         assert_eq!(p.iter().next().unwrap(), (by_name("mesh_ttl").unwrap(), 9));

@@ -24,8 +24,10 @@ pub use node::load_plugin;
 use node::{ChannelEvents, FRAME_QUEUE, Node};
 use services::Services;
 
-/// Frames handled per loop turn before other sources get a look in.
-const FRAME_BATCH: usize = 256;
+/// Frames handled per loop turn (one store batch, one fsync) before other
+/// sources get a look in. Large enough that group commit keeps up with a
+/// full window from several neighbours.
+const FRAME_BATCH: usize = 2048;
 
 /// Runs the node until SIGINT or SIGTERM.
 pub fn run(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
@@ -97,16 +99,17 @@ async fn run_node(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
             }
             Some(msg) = frame_rx.recv() => {
                 // One store batch (one fsync) for everything queued.
-                let mut msgs = vec![msg];
-                while msgs.len() < FRAME_BATCH {
-                    match frame_rx.try_recv() {
-                        Ok(m) => msgs.push(m),
-                        Err(_) => break,
-                    }
-                }
-                node.on_transport_msgs(msgs);
+                node.on_transport_msgs(take_frames(Some(msg), &mut frame_rx));
             }
-            ready = fds_ready => node.on_fds_ready(ready),
+            ready = fds_ready => {
+                node.on_fds_ready(ready);
+                // What the transports just read goes into one store batch
+                // now, not a turn (and a commit) at a time.
+                let msgs = take_frames(None, &mut frame_rx);
+                if !msgs.is_empty() {
+                    node.on_transport_msgs(msgs);
+                }
+            }
             _ = async {
                 match mesh_events.as_mut() {
                     Some(s) => s.recv().await,
@@ -127,6 +130,21 @@ async fn run_node(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&socket);
     tracing::info!("meshpay stopped");
     Ok(())
+}
+
+/// `first` and whatever else is queued, up to `FRAME_BATCH`.
+fn take_frames(
+    first: Option<node::TransportMsg>,
+    rx: &mut mpsc::Receiver<node::TransportMsg>,
+) -> Vec<node::TransportMsg> {
+    let mut msgs: Vec<_> = first.into_iter().collect();
+    while msgs.len() < FRAME_BATCH {
+        match rx.try_recv() {
+            Ok(m) => msgs.push(m),
+            Err(_) => break,
+        }
+    }
+    msgs
 }
 
 fn host_name() -> String {

@@ -125,6 +125,9 @@ pub struct Node {
     state_dir: String,
     /// Store failures (disk full): the batch was aborted; reported in status.
     store_errors: u64,
+    /// Store batches committed (each one fsync): frames per commit is what
+    /// group commit achieves.
+    store_commits: u64,
     last_store_error: Option<String>,
     /// The 802.11s interface, if the config has one.
     mesh: Option<super::mesh::Mesh>,
@@ -216,6 +219,7 @@ impl Node {
             waiters: HashMap::new(),
             state_dir: state_dir.display().to_string(),
             store_errors: 0,
+            store_commits: 0,
             last_store_error: None,
             mesh: None,
             mesh_quality: HashMap::new(),
@@ -271,7 +275,11 @@ impl Node {
                 self.engine.set_consensus(instance);
             }
             Ok(Err(CallError::Panicked { what })) => fail(self, format!("{id} panicked in {what}")),
-            Ok(Err(e)) => fail(self, format!("{id}: create failed: {e} (the plugin logged why)")),
+            Ok(Err(e)) => {
+                let why =
+                    self.services.last_problem("consensus", name).unwrap_or_else(|| "see the log".into());
+                fail(self, format!("{id}: create failed ({e}): {why}"))
+            }
             Err(e) => fail(self, format!("store: {e}")),
         }
     }
@@ -314,6 +322,7 @@ impl Node {
         };
         match result {
             Ok(Ok(v)) => {
+                self.store_commits += 1;
                 self.run_actions();
                 Some(Ok(v))
             }
@@ -421,7 +430,10 @@ impl Node {
                         Err(e) => {
                             let reason = match &e {
                                 CallError::Panicked { what } => format!("panicked in {what}"),
-                                other => format!("create failed: {other}"),
+                                other => match self.services.last_problem("transport", &name) {
+                                    Some(why) => format!("create failed ({other}): {why}"),
+                                    None => format!("create failed: {other}"),
+                                },
                             };
                             tracing::error!(
                                 "transport \"{name}\" ({}): {reason}; this transport is disabled",
@@ -505,24 +517,24 @@ impl Node {
                 slot.stats.frames_in += 1;
             }
         }
+        let mut msgs = msgs;
         self.with_batch(|engine, clock, batch| {
-            for msg in msgs {
+            // One `handle_batch`: the consensus bundles among the frames
+            // reach the plugin together, in one call (ABI 1.1).
+            let events = msgs.iter_mut().filter_map(|msg| {
                 let event = match msg {
                     TransportMsg::Frame { instance, peer, data } => {
-                        engine.handle(
-                            clock,
-                            batch,
-                            Event::Frame { link: LinkId { transport: instance.0, peer }, data: &data },
-                        )?;
-                        continue;
+                        let link = LinkId { transport: instance.0, peer: std::mem::take(peer) };
+                        return Some(Event::Frame { link, data: &data[..] });
                     }
                     TransportMsg::Link { instance, kind, peer, metric, signal_dbm } => {
-                        let link = LinkId { transport: instance.0, peer };
-                        match kind {
+                        let link = LinkId { transport: instance.0, peer: std::mem::take(peer) };
+                        let (metric, signal_dbm) = (*metric, *signal_dbm);
+                        match *kind {
                             MP_LINK_UP => Event::LinkUp { link, metric, signal_dbm },
                             MP_LINK_DOWN => Event::LinkDown { link },
                             MP_LINK_UPDATE => Event::LinkUpdate { link, metric, signal_dbm },
-                            _ => continue,
+                            _ => return None,
                         }
                     }
                 };
@@ -535,9 +547,9 @@ impl Node {
                     }
                     _ => {}
                 }
-                engine.handle(clock, batch, event)?;
-            }
-            Ok(())
+                Some(event)
+            });
+            engine.handle_batch(clock, batch, events)
         });
     }
 
@@ -660,16 +672,20 @@ impl Node {
         });
     }
 
-    /// `consensus`: `{"method": NAME, "body": JSON}` for the consensus
+    /// `consensus`: `{"method": NAME, "body": JSON}` (or `"raw": TEXT`) for the consensus
     /// plugin, run inside one store batch (its writes commit before the
     /// reply, and what it emits goes out after). A refusal carries the
     /// plugin's reason.
     fn control_consensus(&mut self, p: &Value) -> Result<Value, String> {
         let method =
             p["method"].as_str().ok_or("consensus: `method` (the plugin's method name) is required")?;
-        let body = match &p["body"] {
-            Value::Null => b"{}".to_vec(),
-            v => serde_json::to_vec(v).map_err(|e| e.to_string())?,
+        // `raw`: the body's JSON text exactly as the caller wrote it (so an
+        // out-of-range integer reaches the plugin's strict parser as
+        // written, not as a float).
+        let body = match (&p["body"], &p["raw"]) {
+            (_, Value::String(raw)) => raw.as_bytes().to_vec(),
+            (Value::Null, _) => b"{}".to_vec(),
+            (v, _) => serde_json::to_vec(v).map_err(|e| e.to_string())?,
         };
         if self.engine.consensus().is_none() {
             return Err(match &self.consensus_failure {
@@ -965,6 +981,7 @@ impl Node {
                 "bytes": held_bytes,
                 "quota_bytes": self.store.config().quota_bytes,
                 "errors": self.store_errors,
+                "commits": self.store_commits,
                 "last_error": self.last_store_error,
             },
             "counters": {
@@ -985,6 +1002,7 @@ impl Node {
                 "bundles_evicted": c.bundles_evicted,
                 "retransmits": c.retransmits,
                 "local_submitted": c.local_submitted,
+                "consensus_refused": c.consensus_refused,
             },
         })
     }

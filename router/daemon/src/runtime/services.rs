@@ -131,6 +131,10 @@ pub struct Services {
     node_name: String,
     pub timers: Mutex<Timers>,
     pub fds: Mutex<FdRegistry>,
+    /// The last warning or error each instance logged, by (kind, name):
+    /// why a `create` failed, for `status` (the status code alone says
+    /// little).
+    last_problem: Mutex<std::collections::HashMap<(&'static str, String), String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -138,6 +142,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Services {
+    /// The last warning or error instance `name` of `kind` logged.
+    pub fn last_problem(&self, kind: &str, name: &str) -> Option<String> {
+        lock(&self.last_problem).iter().find(|((k, n), _)| *k == kind && n == name).map(|(_, m)| m.clone())
+    }
+
     pub fn new(identity: Arc<Identity>, node_name: String) -> Services {
         Services {
             started: Instant::now(),
@@ -145,6 +154,7 @@ impl Services {
             node_name,
             timers: Mutex::new(Timers::default()),
             fds: Mutex::new(FdRegistry::default()),
+            last_problem: Mutex::new(Default::default()),
         }
     }
 
@@ -170,6 +180,9 @@ impl Services {
 impl HostServices for Services {
     fn log(&self, instance: &InstanceLabel, level: Level, message: &str) {
         let node = &self.node_name;
+        if matches!(level, Level::Error | Level::Warn) {
+            lock(&self.last_problem).insert((instance.kind, instance.name.clone()), message.to_owned());
+        }
         match level {
             Level::Error => tracing::error!(target: "meshpay::plugin", %node, "{instance}: {message}"),
             Level::Warn => tracing::warn!(target: "meshpay::plugin", %node, "{instance}: {message}"),
