@@ -5,9 +5,10 @@
 #
 #   tests/vm/build-guest.sh [BINARY...]
 #
-# BINARY defaults to target/debug/meshctl (built with
-# `cargo build -p meshpay-mesh --bin meshctl` if missing). Outputs, under
-# target/vm/ (or $MESHPAY_VM_DIR):
+# BINARY defaults to target/debug/meshctl and target/debug/meshpay (first
+# brought up to date with `cargo build -p meshpay -p meshpay-mesh`); they go to the
+# guest's /xbin/ stripped (a debug meshpay is 80 MB, stripped 14 MB, and the
+# initramfs lives in guest RAM). Outputs, under target/vm/ (or $MESHPAY_VM_DIR):
 #   kernel-<pkg>_<version>/vmlinuz, mods/*.ko, mods/order   (cached per package version)
 #   current-kernel -> that directory
 #   base.cpio.gz       the base initramfs (rebuilt every run: binaries change)
@@ -34,6 +35,7 @@ command -v cpio >/dev/null || need+=(cpio)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v zstd >/dev/null || need+=(zstd)
 command -v ldd >/dev/null || need+=(libc-bin)
+command -v strip >/dev/null || need+=(binutils)
 command -v depmod >/dev/null || [ -x /sbin/depmod ] || need+=(kmod)
 if [ ${#need[@]} -gt 0 ]; then
   vm_log "installing ${need[*]}"
@@ -125,12 +127,10 @@ ln -sfn "$(basename "$KDIR")" "$VM_DIR/current-kernel"
 # --- 3. binaries under test ----------------------------------------------------
 bins=("$@")
 if [ ${#bins[@]} -eq 0 ]; then
-  meshctl="$VM_ROOT/target/debug/meshctl"
-  if [ ! -x "$meshctl" ]; then
-    vm_log "target/debug/meshctl is missing: building it (cargo build -p meshpay-mesh --bin meshctl)"
-    (cd "$VM_ROOT" && cargo build -q -p meshpay-mesh --bin meshctl)
-  fi
-  bins=("$meshctl")
+  # Up to date, not merely present: a stale binary tests old code.
+  vm_log "cargo build -p meshpay -p meshpay-mesh"
+  (cd "$VM_ROOT" && cargo build -q -p meshpay -p meshpay-mesh)
+  bins=("$VM_ROOT/target/debug/meshctl" "$VM_ROOT/target/debug/meshpay")
 fi
 
 # --- 4. base initramfs -----------------------------------------------------------
@@ -145,7 +145,7 @@ vm_copy_elf "$root" "$IP_BIN" /xbin/ip
 vm_copy_elf "$root" "$IW_BIN" /xbin/iw
 for b in "${bins[@]}"; do
   [ -x "$b" ] || vm_die "binary under test $b is missing"
-  vm_copy_elf "$root" "$b" "/xbin/$(basename "$b")"
+  vm_copy_elf "$root" "$b" "/xbin/$(basename "$b")" strip
 done
 cp "$(dirname "$0")/guest-lib.sh" "$root/guest-lib.sh"
 vm_cpio "$root" "$VM_DIR/base.cpio.gz"

@@ -21,7 +21,13 @@ uptime_s() { cut -d' ' -f1 /proc/uptime; }
 step() { echo "STEP $(uptime_s) $*"; }
 
 # fail REASON: report and power off (the VM exits, run-guest.sh parses RESULT).
+# A script may define `on_fail` to print what helps diagnose (logs, state);
+# it runs once, before the verdict.
 fail() {
+  if [ -z "${FAILING:-}" ] && command -v on_fail >/dev/null 2>&1; then
+    FAILING=1
+    on_fail
+  fi
   echo "RESULT fail $*"
   sync
   poweroff -f
@@ -47,6 +53,23 @@ check() {
   fi
   [ -n "$out" ] && echo "$out"
   return 0
+}
+
+# secs_since T: seconds (2 decimals) from uptime T to now.
+secs_since() { awk -v a="$1" -v b="$(uptime_s)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# wait_for SECS WHAT COMMAND...: runs COMMAND every second until it
+# succeeds; after SECS seconds fails the test with WHAT. (Under TCG a
+# command such as a meshpay CLI call costs the guest most of a second:
+# polling faster only slows down what is being waited for.)
+wait_for() {
+  wf_end=$(($(cut -d. -f1 /proc/uptime) + $1))
+  wf_what=$2
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    [ "$(cut -d. -f1 /proc/uptime)" -lt "$wf_end" ] || fail "$wf_what (not within the deadline)"
+    sleep 1
+  done
 }
 
 # in_ns NS COMMAND...: runs COMMAND in network namespace NS.

@@ -9,8 +9,13 @@
 # serial console and powers off; the console goes to target/vm/<name>.log.
 #
 # Exit status: 0 ok, 1 the guest reported a failure, 2 no verdict (the VM did
-# not boot, crashed, or hit the timeout $VM_TIMEOUT, default 110 s).
+# not boot, crashed, or hit the timeout).
 # KVM is used when a probe boot with it works, else TCG (plain emulation).
+#
+# Resources: an init script may ask for them in a comment line
+# `# vm: mem=MIB smp=CPUS timeout=SECS` (any subset); the environment
+# (VM_MEM, VM_SMP, VM_TIMEOUT) overrides both it and the defaults
+# (512 MiB, 1 CPU, 110 s).
 set -euo pipefail
 # shellcheck source=tests/vm/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -71,12 +76,19 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ] && [ "${VM_NO_KVM:-0}" != 1 ]; then
     accel_name="tcg (KVM probe failed earlier; rm $probe to retry)"
   fi
 fi
-timeout_s=${VM_TIMEOUT:-110}
-vm_log "booting $name ($accel_name, timeout ${timeout_s}s), console: $log"
+# What the init script asks for (`# vm: mem=768 smp=2 timeout=300`).
+want() { sed -n 's/^# vm:.*[[:space:]]'"$1"'=\([0-9][0-9]*\).*/\1/p' "$init" | head -1; }
+mem=${VM_MEM:-$(want mem)}
+smp=${VM_SMP:-$(want smp)}
+timeout_s=${VM_TIMEOUT:-$(want timeout)}
+mem=${mem:-512}
+smp=${smp:-1}
+timeout_s=${timeout_s:-110}
+vm_log "booting $name ($accel_name, ${mem} MiB, ${smp} CPU(s), timeout ${timeout_s}s), console: $log"
 t0=$(date +%s.%N)
 rc=0
 timeout --foreground -k 5 "$timeout_s" qemu-system-x86_64 \
-  "${accel[@]}" -m 512 -smp 1 -nographic -monitor none -no-reboot \
+  "${accel[@]}" -m "$mem" -smp "$smp" -nographic -monitor none -no-reboot \
   -serial "file:$log" -nic none \
   -kernel "$kernel" -initrd "$initrd" \
   -append "$kernel_args" \

@@ -8,11 +8,12 @@
 //! gets the airtime metric and signal of its station (or, several hops
 //! away, the metric of its mesh path), which routing plugins see.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::net::Ipv6Addr;
 
 use anyhow::{Context, bail};
-use meshpay_mesh::{ErrorKind, JoinParams, MacAddr, MeshPath, Nl80211, Station};
+use meshpay_mesh::{ErrorKind, EventSocket, JoinParams, MacAddr, MeshPath, Nl80211, Station};
 use serde_json::{Value, json};
 
 use crate::config::{MeshMode, MeshSection};
@@ -29,6 +30,11 @@ pub struct Mesh {
     stations: Vec<Station>,
     paths: Vec<MeshPath>,
     last_error: Option<String>,
+    /// The `mlme` subscription, opened before joining so that no
+    /// NEW_STATION between the join and the event loop is missed (each one
+    /// is the first moment a blocked peer can be blocked); taken by
+    /// [`Mesh::events`].
+    early_events: Cell<Option<EventSocket>>,
 }
 
 fn explain(e: meshpay_mesh::Error, what: &str) -> anyhow::Error {
@@ -41,12 +47,60 @@ fn explain(e: meshpay_mesh::Error, what: &str) -> anyhow::Error {
     anyhow::anyhow!("mesh: {what}: {e}{hint}")
 }
 
+/// Managed mode, after the interface exists: brings it up and joins the
+/// configured mesh (or, if an earlier run left it joined, keeps the join and
+/// applies the mesh parameters).
+fn up_and_join(
+    nl: &mut Nl80211,
+    ifindex: u32,
+    cfg: &MeshSection,
+    params: meshpay_mesh::MeshParams,
+) -> anyhow::Result<()> {
+    nl.set_up(ifindex, true).map_err(|e| explain(e, &format!("cannot bring {} up", cfg.interface)))?;
+    let mut join = JoinParams::new(cfg.mesh_id.as_deref().unwrap_or_default(), cfg.frequency);
+    join.width =
+        cfg.channel_width.parse().map_err(|e: meshpay_mesh::msg::RequestError| anyhow::anyhow!(e.0))?;
+    join.beacon_interval_tu = cfg.beacon_interval;
+    join.params = params;
+    match nl.join(ifindex, &join) {
+        Ok(()) => tracing::info!(
+            "mesh: {} joined mesh \"{}\" on {} MHz ({})",
+            cfg.interface,
+            join.mesh_id,
+            cfg.frequency,
+            cfg.channel_width
+        ),
+        Err(e) if e.kind() == ErrorKind::AlreadyJoined => {
+            tracing::info!("mesh: {} is already joined; keeping it", cfg.interface);
+            if !join.params.is_empty() {
+                nl.set_mesh_params(ifindex, &join.params)
+                    .map_err(|e| explain(e, "cannot set mesh parameters"))?;
+            }
+        }
+        Err(e) if e.kind() == ErrorKind::InvalidArgument => {
+            // What the kernel most often means here, and says no more about.
+            return Err(anyhow::anyhow!(
+                "mesh: cannot join mesh \"{}\": {e} (is mesh.frequency {} MHz with mesh.channel_width {} \
+                 a channel this radio has and may start transmitting on in the regulatory domain? \
+                 `iw phy` lists them; \"no IR\" channels cannot be used)",
+                join.mesh_id,
+                cfg.frequency,
+                cfg.channel_width
+            ));
+        }
+        Err(e) => return Err(explain(e, &format!("cannot join mesh \"{}\"", join.mesh_id))),
+    }
+    Ok(())
+}
+
 impl Mesh {
     /// Sets up (managed) or adopts (attach) the mesh interface.
     pub fn start(cfg: &MeshSection) -> anyhow::Result<Mesh> {
         let mut nl = Nl80211::connect().map_err(|e| explain(e, "cannot talk to nl80211"))?;
         let blocked = cfg.blocked().map_err(|e| anyhow::anyhow!(e))?;
         let params = cfg.mesh_params().map_err(|e| anyhow::anyhow!(e))?;
+        // Failing here is reported by `events()`, which tries again.
+        let early_events = nl.events().ok();
         let existing = match nl.interface(&cfg.interface) {
             Ok(i) => Some(i),
             Err(e)
@@ -78,7 +132,7 @@ impl Mesh {
             }
             MeshMode::Managed => {
                 let phy_name = cfg.phy.as_deref().unwrap_or_default();
-                let ifindex = match existing {
+                let (ifindex, created) = match existing {
                     Some(i) if i.is_mesh() => {
                         // Left behind by an earlier run that did not exit
                         // cleanly (kill -9): take it over.
@@ -86,7 +140,7 @@ impl Mesh {
                             "mesh: interface {} already exists (an earlier run?); reusing it",
                             cfg.interface
                         );
-                        i.ifindex
+                        (i.ifindex, false)
                     }
                     Some(i) => bail!(
                         "mesh: interface {} exists and is not a mesh point (type {}): choose another mesh.interface",
@@ -105,38 +159,22 @@ impl Mesh {
                             .map(str::parse)
                             .transpose()
                             .map_err(|_| anyhow::anyhow!("mesh.mac"))?;
-                        nl.create_mesh_interface(&phy, &cfg.interface, mac)
+                        let ifindex = nl
+                            .create_mesh_interface(&phy, &cfg.interface, mac)
                             .map_err(|e| {
                                 explain(e, &format!("cannot create {} on {phy_name}", cfg.interface))
                             })?
-                            .ifindex
+                            .ifindex;
+                        (ifindex, true)
                     }
                 };
-                nl.set_up(ifindex, true)
-                    .map_err(|e| explain(e, &format!("cannot bring {} up", cfg.interface)))?;
-                let mut join = JoinParams::new(cfg.mesh_id.as_deref().unwrap_or_default(), cfg.frequency);
-                join.width = cfg
-                    .channel_width
-                    .parse()
-                    .map_err(|e: meshpay_mesh::msg::RequestError| anyhow::anyhow!(e.0))?;
-                join.beacon_interval_tu = cfg.beacon_interval;
-                join.params = params;
-                match nl.join(ifindex, &join) {
-                    Ok(()) => tracing::info!(
-                        "mesh: {} joined mesh \"{}\" on {} MHz ({})",
-                        cfg.interface,
-                        join.mesh_id,
-                        cfg.frequency,
-                        cfg.channel_width
-                    ),
-                    Err(e) if e.kind() == ErrorKind::AlreadyJoined => {
-                        tracing::info!("mesh: {} is already joined; keeping it", cfg.interface);
-                        if !join.params.is_empty() {
-                            nl.set_mesh_params(ifindex, &join.params)
-                                .map_err(|e| explain(e, "cannot set mesh parameters"))?;
-                        }
+                if let Err(e) = up_and_join(&mut nl, ifindex, cfg, params) {
+                    // Do not leave a half set-up interface behind: the next
+                    // start would take it over as if an earlier run had.
+                    if created && let Err(d) = nl.delete_interface(ifindex) {
+                        tracing::warn!("mesh: cannot delete {} after a failed start: {d}", cfg.interface);
                     }
-                    Err(e) => return Err(explain(e, &format!("cannot join mesh \"{}\"", join.mesh_id))),
+                    return Err(e);
                 }
                 (ifindex, cfg.leave_on_exit)
             }
@@ -151,6 +189,7 @@ impl Mesh {
             stations: Vec::new(),
             paths: Vec::new(),
             last_error: None,
+            early_events: Cell::new(early_events),
         };
         mesh.poll();
         Ok(mesh)
@@ -164,9 +203,14 @@ impl Mesh {
         self.cfg.poll_ms
     }
 
-    /// The mlme event socket, for the event loop.
+    /// The mlme event socket, for the event loop (the one opened before
+    /// joining, with what it queued since, the first time).
     pub fn events(&self) -> Option<meshpay_mesh::AsyncEventSocket> {
-        match self.nl.events().and_then(meshpay_mesh::AsyncEventSocket::new) {
+        let sock = match self.early_events.take() {
+            Some(s) => Ok(s),
+            None => self.nl.events(),
+        };
+        match sock.and_then(meshpay_mesh::AsyncEventSocket::new) {
             Ok(s) => Some(s),
             Err(e) => {
                 tracing::warn!("mesh: no peer events ({e}); polling every {} ms only", self.cfg.poll_ms);
@@ -257,6 +301,15 @@ impl Mesh {
             Err(e) => tracing::warn!("mesh: delete {}: {e}", self.cfg.interface),
         }
         self.owned = false;
+    }
+}
+
+/// Leaving on drop as well covers the daemon's error paths after the mesh
+/// was set up (a control socket that cannot be bound, a panic): a managed
+/// interface is not left joined behind. `shutdown` is idempotent.
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 
