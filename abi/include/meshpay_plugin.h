@@ -57,7 +57,11 @@ MP_EXPORT const struct MpPluginEntry *meshpay_plugin_entry(void);
 #define MP_ABI_MAJOR 1
 
 // ABI minor version of this header. Plugins with an older minor load.
-#define MP_ABI_MINOR 0
+//
+// * 1.0: the first release.
+// * 1.1: `MpConsensusV1.on_bundles` and `MpConsensusV1.prepare_bundles`
+//   (batched delivery to consensus plugins).
+#define MP_ABI_MINOR 1
 
 // Plugin kinds, a bit set in `MpPluginEntry.kinds`.
 #define MP_KIND_TRANSPORT 1
@@ -213,8 +217,8 @@ typedef struct MpBundleInfo {
   uint32_t hop_count;
   // Copies this node may still hand out (`MP_COPIES_UNLIMITED` if not counted).
   uint32_t copies;
-  // The payload itself where the call needs it (`MpConsensusV1.on_bundle`),
-  // otherwise empty.
+  // The payload itself where the call needs it (`MpConsensusV1.on_bundle`,
+  // `on_bundles`, `prepare_bundles`), otherwise empty.
   struct MpBytes payload;
 } MpBundleInfo;
 
@@ -420,10 +424,11 @@ typedef struct MpRoutingV1 {
 // Host calls for consensus instances: subscriptions and the plugin's own
 // key-value tables in the node's LMDB environment. Same lifetime as `MpHost`.
 //
-// The kv functions work only inside `on_bundle`, `on_control`, `on_timer`
-// (and `create`, for `kv_open`): the host runs each of those calls inside a
-// write transaction and commits it (grouped with others) when the call
-// returns `MP_OK`; on any error the call's writes are rolled back.
+// The kv functions work only inside `on_bundle`, `on_bundles`, `on_control`,
+// `on_timer` (and `create`, for `kv_open`), on the host thread: the host
+// runs each of those calls inside a write transaction and commits it
+// (grouped with others) when the call returns `MP_OK`; on any error the
+// call's writes are rolled back. Never from `prepare_bundles`.
 typedef struct MpConsensusHost {
   uint32_t struct_size;
   void *ctx;
@@ -476,6 +481,63 @@ typedef struct MpConsensusV1 {
   MpStatus (*on_timer)(void *instance, uint64_t timer_id);
   // Optional.
   MpStatus (*on_fd)(void *instance, int32_t fd, uint32_t events);
+  // Optional, ABI 1.1: the host reads it only when `struct_size` covers
+  // it; NULL (or a 1.0 table) makes the host call `on_bundle` once per
+  // bundle instead. Host thread.
+  //
+  // `count` (at least 1) bundles for subscribed endpoints, payloads
+  // included, handled as `count` calls of `on_bundle` in this order
+  // would be, in one call inside one host write transaction: the plugin
+  // may do the work of many bundles at once (spread signature checks over
+  // threads through the thread-safe host functions, verify many
+  // signatures in one `verify_batch`). The kv functions and `emit_bundle`
+  // work as in `on_bundle`.
+  //
+  // * `bundles`: an array of `count` pointers to `MpBundleInfo` (each
+  //   read by its own `struct_size`). The array, the tables and all they
+  //   point to are owned by the host and borrowed for the call.
+  // * `statuses`: an array of `count` `MpStatus`, owned by the host and
+  //   written by the plugin: every element, before it returns `MP_OK`.
+  //   `statuses[i]` is bundle i's result as `on_bundle` would return it:
+  //   `MP_OK` accepted; an error (normally `MP_ERR_INVALID`, the reason
+  //   logged by the plugin) refused. The host keeps every write of a call
+  //   that returns `MP_OK`, so a refused bundle must have made no table
+  //   write and emitted nothing: the plugin avoids or undoes them itself.
+  // * Return value: the call's. `MP_OK` keeps the writes and the emitted
+  //   bundles. Anything else rolls back every write of the call and drops
+  //   everything it emitted; `statuses` is then ignored and the host may
+  //   hand the same bundles to `on_bundle` one at a time. `MP_ERR_PANIC`
+  //   disables the instance, as for every function.
+  MpStatus (*on_bundles)(void *instance,
+                         const struct MpBundleInfo *const *bundles,
+                         size_t count,
+                         MpStatus *statuses);
+  // Optional, ABI 1.1: the host reads it only when `struct_size` covers
+  // it; NULL: never called. **Thread-safe**: the host may call it from
+  // any thread, also while another call of the same instance runs on the
+  // host thread (typically: it prepares batch N+1 while batch N's
+  // `on_bundles` runs and commits), and from several threads at once;
+  // only after `create` returned, never once `destroy` has been called.
+  //
+  // `bundles`: `count` pointers as in `on_bundles`, borrowed for the
+  // call: bundles the host expects to deliver soon through `on_bundles`
+  // or `on_bundle`. The plugin checks ahead what needs no ledger (such
+  // as signatures) and remembers the results for the call that later
+  // receives the same payloads. It must never change what that call
+  // decides, only how fast: the call decides the same whether
+  // `prepare_bundles` ran for its bundles, for others, or never, and
+  // bundles that never come cost only bounded memory.
+  //
+  // It may call only the host's thread-safe functions (`log`, `now_ms`,
+  // `node_key`, `node_endpoint`, `sign`, `verify`, `verify_batch`,
+  // `get_extension`) and read only state the instance does not change
+  // while other calls run (or guards itself): no kv function, no
+  // `emit_bundle`, no timers, no fds. The return value is advisory: the
+  // host logs an error and carries on (the later call checks everything
+  // itself); `MP_ERR_PANIC` disables the instance.
+  MpStatus (*prepare_bundles)(void *instance,
+                              const struct MpBundleInfo *const *bundles,
+                              size_t count);
 } MpConsensusV1;
 
 // Success.

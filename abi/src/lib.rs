@@ -279,9 +279,9 @@ mod tests {
     }
 
     #[test]
-    fn min_sizes_are_the_full_1_0_tables() {
-        // In ABI 1.0 nothing has been appended yet, so every table's 1.0 size
-        // is its full size up to trailing padding.
+    fn min_sizes_are_the_1_0_tables() {
+        // Tables nothing was appended to: the 1.0 size is the full size up
+        // to trailing padding.
         fn check<T: SizedTable>() {
             let align = core::mem::align_of::<T>();
             assert_eq!(T::MIN_SIZE.div_ceil(align) * align, size_of::<T>());
@@ -290,9 +290,59 @@ mod tests {
         check::<MpHost>();
         check::<MpTransportV1>();
         check::<MpRoutingV1>();
-        check::<MpConsensusV1>();
         check::<MpBundleInfo>();
         check::<MpLinkEvent>();
         check::<MpConsensusHost>();
+        // 1.1 appended two pointers to the consensus table: its 1.0 size
+        // ends where they start.
+        assert_eq!(MpConsensusV1::MIN_SIZE, offset_of!(MpConsensusV1, on_bundles));
+        assert_eq!(
+            size_of::<MpConsensusV1>(),
+            MpConsensusV1::MIN_SIZE + 2 * size_of::<Option<unsafe extern "C" fn()>>()
+        );
+    }
+
+    unsafe extern "C" fn never_on_bundles(
+        _: *mut core::ffi::c_void,
+        _: *const *const MpBundleInfo,
+        _: usize,
+        _: *mut MpStatus,
+    ) -> MpStatus {
+        unreachable!("a field beyond struct_size was read")
+    }
+
+    unsafe extern "C" fn never_prepare(
+        _: *mut core::ffi::c_void,
+        _: *const *const MpBundleInfo,
+        _: usize,
+    ) -> MpStatus {
+        unreachable!("a field beyond struct_size was read")
+    }
+
+    #[test]
+    fn a_1_0_consensus_table_reads_without_the_1_1_functions() {
+        // A 1.0 plugin's table is followed by unrelated memory; model it
+        // with non-null pointers right where 1.1 put its fields.
+        let mut table = MpConsensusV1 {
+            struct_size: MpConsensusV1::MIN_SIZE as u32,
+            flags: 0,
+            create: None,
+            destroy: None,
+            on_bundle: None,
+            on_control: None,
+            on_timer: None,
+            on_fd: None,
+            on_bundles: Some(never_on_bundles),
+            prepare_bundles: Some(never_prepare),
+        };
+        let got = unsafe { read_sized(&table) }.unwrap();
+        assert!(got.on_bundles.is_none() && got.prepare_bundles.is_none());
+        // Covering only the first of the two new fields reads only it.
+        table.struct_size = offset_of!(MpConsensusV1, prepare_bundles) as u32;
+        let got = unsafe { read_sized(&table) }.unwrap();
+        assert!(got.on_bundles.is_some() && got.prepare_bundles.is_none());
+        table.struct_size = table_size::<MpConsensusV1>();
+        let got = unsafe { read_sized(&table) }.unwrap();
+        assert!(got.on_bundles.is_some() && got.prepare_bundles.is_some());
     }
 }

@@ -61,7 +61,10 @@ fn rust_side() -> Vec<String> {
             on_timer, on_fd
         }
         MpConsensusHost { struct_size, ctx, subscribe, kv_open, kv_get, kv_put, kv_delete, kv_scan }
-        MpConsensusV1 { struct_size, flags, create, destroy, on_bundle, on_control, on_timer, on_fd }
+        MpConsensusV1 {
+            struct_size, flags, create, destroy, on_bundle, on_control, on_timer, on_fd, on_bundles,
+            prepare_bundles
+        }
     }
 }
 
@@ -95,15 +98,16 @@ fn header_structs(header: &str) -> Vec<(String, Vec<String>)> {
     out
 }
 
-#[test]
-fn c_and_rust_layouts_agree() {
+/// What a C program built from header `name` (in `include/`) says about
+/// the size, alignment and field offsets of every struct in it.
+fn c_side(name: &str) -> BTreeSet<String> {
     let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
-    let header = std::fs::read_to_string(include.join("meshpay_plugin.h")).unwrap();
+    let header = std::fs::read_to_string(include.join(name)).unwrap();
     let structs = header_structs(&header);
-    assert!(structs.len() >= 19, "parsed only {} structs from the header", structs.len());
+    assert!(structs.len() >= 19, "parsed only {} structs from {name}", structs.len());
 
-    let mut program = String::from(
-        "#include <stdio.h>\n#include <stddef.h>\n#include <stdalign.h>\n#include \"meshpay_plugin.h\"\nint main(void) {\n",
+    let mut program = format!(
+        "#include <stdio.h>\n#include <stddef.h>\n#include <stdalign.h>\n#include \"{name}\"\nint main(void) {{\n",
     );
     for (name, fields) in &structs {
         program += &format!("  printf(\"{name} size %zu align %zu\\n\", sizeof({name}), alignof({name}));\n");
@@ -114,8 +118,9 @@ fn c_and_rust_layouts_agree() {
     program += "  return 0;\n}\n";
 
     let dir = tempfile_dir();
-    let src = dir.join("layout.c");
-    let exe = dir.join("layout");
+    let stem = name.trim_end_matches(".h");
+    let src = dir.join(format!("{stem}.c"));
+    let exe = dir.join(stem);
     std::fs::write(&src, program).unwrap();
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)
@@ -126,10 +131,14 @@ fn c_and_rust_layouts_agree() {
         .arg(&exe)
         .status()
         .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}`: {e}"));
-    assert!(status.success(), "the layout program did not compile");
+    assert!(status.success(), "the layout program for {name} did not compile");
     let c_out = Command::new(&exe).output().unwrap();
-    let c_lines: BTreeSet<String> =
-        String::from_utf8(c_out.stdout).unwrap().lines().map(str::to_owned).collect();
+    String::from_utf8(c_out.stdout).unwrap().lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn c_and_rust_layouts_agree() {
+    let c_lines = c_side("meshpay_plugin.h");
     let rust_lines: BTreeSet<String> = rust_side().into_iter().collect();
 
     let only_c: Vec<_> = c_lines.difference(&rust_lines).collect();
@@ -138,6 +147,43 @@ fn c_and_rust_layouts_agree() {
         only_c.is_empty() && only_rust.is_empty(),
         "layouts differ\n  C says (Rust disagrees or lacks): {only_c:#?}\n  Rust says (C disagrees or lacks): {only_rust:#?}"
     );
+}
+
+/// Every released minor's golden header describes a prefix of today's
+/// layout: each field it has sits at the same offset now, no struct
+/// shrank, and none changed its alignment. This is the "tables only grow
+/// at the end" rule, checked with the C compiler.
+#[test]
+fn every_golden_header_is_a_prefix_of_the_current_layout() {
+    let rust_lines: BTreeSet<String> = rust_side().into_iter().collect();
+    let size_of = |lines: &BTreeSet<String>, name: &str| -> (usize, usize) {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{name} size ")))
+            .unwrap_or_else(|| panic!("no size line for {name}"));
+        let w: Vec<&str> = line.split(' ').collect();
+        (w[2].parse().unwrap(), w[4].parse().unwrap())
+    };
+    for minor in 0..=MP_ABI_MINOR {
+        let golden = format!("meshpay_plugin_v{MP_ABI_MAJOR}_{minor}.h");
+        let old = c_side(&golden);
+        let moved: Vec<_> =
+            old.iter().filter(|l| l.contains(" offset ") && !rust_lines.contains(*l)).collect();
+        assert!(moved.is_empty(), "{golden}: fields moved or vanished: {moved:#?}");
+        for line in old.iter().filter(|l| l.contains(" size ")) {
+            let name = line.split(' ').next().unwrap();
+            let (old_size, old_align) = size_of(&old, name);
+            let (size, align) = size_of(&rust_lines, name);
+            assert!(
+                old_size <= size && old_align == align,
+                "{golden}: {name} was {line}, now size {size} align {align}"
+            );
+        }
+    }
+    // And 1.0 really is smaller where 1.1 appended: the consensus table.
+    let v1_0 = c_side("meshpay_plugin_v1_0.h");
+    assert!(size_of(&v1_0, "MpConsensusV1").0 < core::mem::size_of::<MpConsensusV1>());
+    assert!(!v1_0.iter().any(|l| l.starts_with("MpConsensusV1.on_bundles ")));
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

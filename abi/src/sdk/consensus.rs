@@ -4,9 +4,12 @@
 use core::ffi::c_void;
 use core::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Arc;
 
 use crate::ffi::*;
-use crate::sdk::guard::{create_instance, destroy_instance, with_instance};
+use crate::sdk::guard::{
+    create_instance_with, destroy_instance, report, with_instance, with_instance_host, with_preparer,
+};
 use crate::sdk::{FdState, Host, PluginError};
 use crate::views::BundleInfo;
 use crate::{read_sized, table_size};
@@ -153,11 +156,52 @@ impl<'a> Reply<'a> {
     }
 }
 
+/// The thread-safe half of a consensus plugin that implements
+/// `prepare_bundles` (ABI 1.1): it checks bundles ahead of the call that
+/// will handle them, on whatever thread the host likes, while other calls
+/// of the instance run. So it holds only what it can share: immutable
+/// configuration, caches behind locks, a copy of the [`Host`] (whose
+/// thread-safe functions it may use: log, clock, node key, sign, verify).
+pub trait BundlePreparer: Send + Sync + 'static {
+    /// Checks `bundles` ahead (see `MpConsensusV1.prepare_bundles`): what it
+    /// finds may only make the later call faster, never change its outcome.
+    /// An error is logged by the host and otherwise ignored.
+    fn prepare_bundles(&self, bundles: &[BundleInfo<'_>]) -> Result<(), PluginError>;
+}
+
 /// A consensus plugin.
+///
+/// The ABI 1.1 functions are optional: a plugin that implements
+/// [`ConsensusPlugin::on_bundles`] sets [`ConsensusPlugin::ON_BUNDLES`], one
+/// that implements [`ConsensusPlugin::preparer`] sets
+/// [`ConsensusPlugin::PREPARE_BUNDLES`]; otherwise the SDK exports NULL
+/// pointers and the host calls `on_bundle` once per bundle.
 pub trait ConsensusPlugin: Sized + Send + 'static {
+    /// Whether the function table carries `on_bundles`.
+    const ON_BUNDLES: bool = false;
+    /// Whether the function table carries `prepare_bundles`.
+    const PREPARE_BUNDLES: bool = false;
+
     fn create(host: Host, consensus: ConsensusHost, config: &[u8]) -> Result<Self, PluginError>;
     /// A bundle for a subscribed endpoint. `PluginError::invalid` refuses it.
     fn on_bundle(&mut self, bundle: &BundleInfo<'_>) -> Result<(), PluginError>;
+    /// ABI 1.1, exported when [`Self::ON_BUNDLES`]: several bundles in one
+    /// call, with the meaning of one `on_bundle` per bundle in order.
+    /// Returns one result per bundle; a refused bundle (`Err`, logged by the
+    /// SDK like a refusal of `on_bundle`) must have made no table write and
+    /// emitted nothing. `Err` of the whole rolls back the whole call.
+    fn on_bundles(
+        &mut self,
+        _bundles: &[BundleInfo<'_>],
+    ) -> Result<Vec<Result<(), PluginError>>, PluginError> {
+        Err(PluginError::unsupported("on_bundles is not implemented"))
+    }
+    /// ABI 1.1, used when [`Self::PREPARE_BUNDLES`]: the thread-safe object
+    /// `prepare_bundles` calls. Asked once, right after `create`; `None`
+    /// makes `prepare_bundles` a no-op.
+    fn preparer(&self) -> Option<Arc<dyn BundlePreparer>> {
+        None
+    }
     /// A local request (`method`, JSON `body`); the JSON answer goes to `reply`.
     fn on_control(&mut self, method: &str, _body: &[u8], _reply: &mut Reply<'_>) -> Result<(), PluginError> {
         Err(PluginError::unsupported(format!("unknown method `{method}`")))
@@ -184,6 +228,8 @@ impl<T: ConsensusPlugin> ConsensusVtable<T> {
         on_control: Some(on_control::<T>),
         on_timer: Some(on_timer::<T>),
         on_fd: Some(on_fd::<T>),
+        on_bundles: if T::ON_BUNDLES { Some(on_bundles::<T>) } else { None },
+        prepare_bundles: if T::PREPARE_BUNDLES { Some(prepare_bundles::<T>) } else { None },
     };
 
     pub fn get() -> &'static MpConsensusV1 {
@@ -201,9 +247,11 @@ unsafe extern "C" fn create<T: ConsensusPlugin>(
         Ok(h) => h,
         Err(e) => return e.status,
     };
-    create_instance(host, instance_out, "create", |host| {
+    create_instance_with(host, instance_out, "create", |host| {
         let consensus = unsafe { ConsensusHost::from_raw(consensus_host) }?;
-        T::create(host, consensus, unsafe { config.as_slice() })
+        let plugin = T::create(host, consensus, unsafe { config.as_slice() })?;
+        let preparer = if T::PREPARE_BUNDLES { plugin.preparer() } else { None };
+        Ok((plugin, preparer))
     })
 }
 
@@ -219,6 +267,93 @@ unsafe extern "C" fn on_bundle<T: ConsensusPlugin>(
         let bundle =
             unsafe { BundleInfo::from_raw(bundle) }.map_err(|e| PluginError::invalid(e.to_string()))?;
         c.on_bundle(&bundle).map(|()| MP_OK)
+    })
+}
+
+/// The bundles behind an `on_bundles` / `prepare_bundles` array. A table
+/// that cannot be read (too small, not UTF-8) is reported through `bad`
+/// with its index and left out.
+///
+/// # Safety
+/// `bundles` must be NULL or point to `count` pointers valid for `'a`.
+unsafe fn bundle_views<'a>(
+    bundles: *const *const MpBundleInfo,
+    count: usize,
+    mut bad: impl FnMut(usize, PluginError),
+) -> Result<(Vec<usize>, Vec<BundleInfo<'a>>), PluginError> {
+    if count == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    if bundles.is_null() {
+        return Err(PluginError::invalid(format!("{count} bundles but a NULL array")));
+    }
+    let ptrs = unsafe { core::slice::from_raw_parts(bundles, count) };
+    let mut index = Vec::with_capacity(count);
+    let mut views = Vec::with_capacity(count);
+    for (i, &p) in ptrs.iter().enumerate() {
+        match unsafe { BundleInfo::from_raw(p) } {
+            Ok(v) => {
+                index.push(i);
+                views.push(v);
+            }
+            Err(e) => bad(i, PluginError::invalid(format!("bundle {i}: {e}"))),
+        }
+    }
+    Ok((index, views))
+}
+
+unsafe extern "C" fn on_bundles<T: ConsensusPlugin>(
+    instance: *mut c_void,
+    bundles: *const *const MpBundleInfo,
+    count: usize,
+    statuses: *mut MpStatus,
+) -> MpStatus {
+    const WHAT: &str = "on_bundles";
+    with_instance_host::<T>(instance, WHAT, |c, host| {
+        if count == 0 {
+            return Ok(MP_OK);
+        }
+        if statuses.is_null() {
+            return Err(PluginError::invalid("on_bundles: NULL statuses"));
+        }
+        // SAFETY: the host passes `count` statuses, owned by it, for the call.
+        let statuses = unsafe { core::slice::from_raw_parts_mut(statuses, count) };
+        let (index, views) =
+            unsafe { bundle_views(bundles, count, |i, e| statuses[i] = report(host, WHAT, e)) }?;
+        if views.is_empty() {
+            return Ok(MP_OK);
+        }
+        let results = c.on_bundles(&views)?;
+        if results.len() != views.len() {
+            return Err(PluginError::failed(format!(
+                "on_bundles returned {} results for {} bundles",
+                results.len(),
+                views.len()
+            )));
+        }
+        for (i, r) in index.into_iter().zip(results) {
+            statuses[i] = match r {
+                Ok(()) => MP_OK,
+                Err(e) => report(host, WHAT, e),
+            };
+        }
+        Ok(MP_OK)
+    })
+}
+
+unsafe extern "C" fn prepare_bundles<T: ConsensusPlugin>(
+    instance: *mut c_void,
+    bundles: *const *const MpBundleInfo,
+    count: usize,
+) -> MpStatus {
+    const WHAT: &str = "prepare_bundles";
+    with_preparer::<T>(instance, WHAT, |p, _host| {
+        // Unreadable tables are skipped: their later call refuses them.
+        let (_, views) = unsafe { bundle_views(bundles, count, |_, _| {}) }?;
+        if !views.is_empty() {
+            p.prepare_bundles(&views)?;
+        }
+        Ok(MP_OK)
     })
 }
 

@@ -30,7 +30,7 @@ mod transport;
 
 #[cfg(feature = "config")]
 pub use config::parse_config;
-pub use consensus::{ConsensusHost, ConsensusPlugin, ConsensusVtable, Reply, Table};
+pub use consensus::{BundlePreparer, ConsensusHost, ConsensusPlugin, ConsensusVtable, Reply, Table};
 pub use guard::PluginError;
 pub use host::{Host, Level};
 pub use routing::{Forwarder, RoutingHost, RoutingPlugin, RoutingVtable};

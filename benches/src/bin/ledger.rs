@@ -9,16 +9,28 @@
 //!   batch verification of a certificate (the sender's signature and 3
 //!   votes: a quorum of 4 equal authorities) per certificate;
 //! * transfer orders validated, signed and durably committed per second by
-//!   one authority: one `on_bundle` call per order through the C ABI, LMDB
-//!   commits grouped in batches of 1 and of 64 orders, each batch's votes
-//!   released only after its commit (the lock is on disk before the vote
-//!   leaves);
-//! * certificates confirmed per second the same way (batches of 64);
-//! * the same two through the batched path of the plugin core
-//!   (`Core::on_bundles`, 2 threads), which ABI 1.0 cannot reach: the
-//!   evidence for the proposed `on_bundles` entry point;
-//! * each throughput as a ratio to its limit (`..._ratio 0.83 x`), and the
-//!   share of the time spent in LMDB commits (`..._commit_share`).
+//!   one authority, each LMDB batch's votes released only after its commit
+//!   (the lock is on disk before the vote leaves), and certificates
+//!   confirmed per second the same way, through the real plugin host
+//!   (`meshpay_host::Plugin::builtin` of the plugin's descriptor, the C
+//!   ABI, the SDK) and the real store:
+//!   - `abi_pipelined` (the figure that counts): ABI 1.1, one `on_bundles`
+//!     call per LMDB batch, and `prepare_bundles` of batch N+1 on a worker
+//!     thread while batch N runs and commits, as a host does;
+//!   - `abi_batched`: ABI 1.1 `on_bundles` without `prepare_bundles`;
+//!   - `authority`: ABI 1.0, one `on_bundle` call per bundle (batches of 1,
+//!     64 and 1024 bundles per LMDB commit);
+//!   - `direct_pipelined`: the plugin core driven without the ABI (the
+//!     `direct` feature), as `abi_pipelined`: what the ABI path costs;
+//! * each throughput as a ratio to its limit (`..._ratio 0.83 x`, and
+//!   `..._ratio_2_cores` against twice the one-core limit: the target is
+//!   0.8 on both cores), and against the crypto rate two threads reach
+//!   right before and after each run (`..._ratio_local`: this shared
+//!   machine's speed drifts); the share of the time spent in LMDB commits
+//!   (`..._commit_share`); the CPU time per order or certificate
+//!   (`..._cpu_us`, all threads) and the cryptography's share of it
+//!   (`..._cpu_ratio`): what the path costs beyond the cryptography,
+//!   whatever share of the cores it got. Medians of the rounds.
 //!
 //! `cargo run --release -p meshpay-benches --bin ledger [-- --quick]`
 
@@ -38,7 +50,7 @@ use meshpay_consensus_quorum::protocol::Core;
 use meshpay_consensus_quorum::wire::{self, Body, Certificate, Message, Order, OrderBody, OrderKind};
 use meshpay_consensus_quorum::{PLUGIN_ID, ledger, plugin_entry};
 use meshpay_host::{
-    Consensus, HostAction, HostError, HostServices, InstanceId, InstanceLabel, Level, Plugin,
+    Consensus, HostAction, HostError, HostServices, InstanceId, InstanceLabel, Level, Plugin, Preparer,
 };
 use meshpay_store::{Store, StoreConfig};
 
@@ -200,27 +212,16 @@ impl AbiAuthority {
         AbiAuthority { _dir: dir, store, plugin: instance }
     }
 
-    /// Delivers `payloads` in LMDB batches of `group`; returns the seconds
-    /// taken and the bundles released (emitted after their batch committed).
+    /// Delivers `payloads` in LMDB batches of `group`, one `on_bundle`
+    /// call (ABI 1.0) per bundle; returns the seconds taken and the bundles
+    /// released (emitted after their batch committed).
     fn run(&mut self, source: &str, payloads: &[Vec<u8>], group: usize) -> (f64, usize) {
         let start = Instant::now();
         let mut released = 0;
         for chunk in payloads.chunks(group) {
             let mut batch = self.store.batch().unwrap();
             for p in chunk {
-                let info = BundleInfo {
-                    id: &[1],
-                    source,
-                    destination: "dtn://~authorities/quorum",
-                    priority: 2,
-                    created_ms: 0,
-                    lifetime_ms: 3_600_000,
-                    age_ms: 0,
-                    payload_len: p.len() as u64,
-                    hop_count: 1,
-                    copies: MP_COPIES_UNLIMITED,
-                    payload: p,
-                };
+                let info = bundle_info(source, p);
                 let mut call = batch.plugin_call(PLUGIN_ID);
                 let r = self.plugin.on_bundle(&mut call, &info);
                 call.finish(r.is_ok()).unwrap();
@@ -229,13 +230,78 @@ impl AbiAuthority {
             let actions = self.plugin.take_actions();
             commit(batch);
             // Only now may the votes leave.
-            released += actions.iter().filter(|a| matches!(a, HostAction::EmitBundle { .. })).count();
+            released += emitted(&actions);
+        }
+        (start.elapsed().as_secs_f64(), released)
+    }
+
+    /// ABI 1.1: one `on_bundles` call per LMDB batch of `group` bundles, in
+    /// one plugin-call undo scope; with `prepare`, `prepare_bundles` of the
+    /// next batch runs on a worker thread meanwhile (the first batch is
+    /// prepared before, on this thread, as a host would while the previous
+    /// one committed).
+    fn run_batched(
+        &mut self,
+        source: &str,
+        payloads: &[Vec<u8>],
+        group: usize,
+        prepare: bool,
+    ) -> (f64, usize) {
+        let start = Instant::now();
+        let batches: Vec<Vec<BundleInfo<'_>>> =
+            payloads.chunks(group).map(|c| c.iter().map(|p| bundle_info(source, p)).collect()).collect();
+        let preparer: Option<Preparer> = prepare.then(|| self.plugin.preparer());
+        if let (Some(p), Some(first)) = (&preparer, batches.first()) {
+            p.prepare_bundles(first).expect("prepare_bundles");
+        }
+        let mut released = 0;
+        for (k, bundles) in batches.iter().enumerate() {
+            let (store, plugin) = (&self.store, &mut self.plugin);
+            std::thread::scope(|s| {
+                let worker = match (&preparer, batches.get(k + 1)) {
+                    (Some(p), Some(next)) => Some(s.spawn(move || p.prepare_bundles(next))),
+                    _ => None,
+                };
+                let mut batch = store.batch().unwrap();
+                let mut call = batch.plugin_call(PLUGIN_ID);
+                let results = plugin.on_bundles(&mut call, bundles).expect("no failure of the whole call");
+                call.finish(true).unwrap();
+                assert!(results.iter().all(Result::is_ok), "the authority accepts the bench's bundles");
+                let actions = plugin.take_actions();
+                commit(batch);
+                released += emitted(&actions);
+                if let Some(w) = worker {
+                    w.join().unwrap().expect("prepare_bundles");
+                }
+            });
         }
         (start.elapsed().as_secs_f64(), released)
     }
 }
 
-/// The same authority driven through the batched core path.
+fn bundle_info<'a>(source: &'a str, payload: &'a [u8]) -> BundleInfo<'a> {
+    BundleInfo {
+        id: &[1],
+        source,
+        destination: "dtn://~authorities/quorum",
+        priority: 2,
+        created_ms: 0,
+        lifetime_ms: 3_600_000,
+        age_ms: 0,
+        payload_len: payload.len() as u64,
+        hop_count: 1,
+        copies: MP_COPIES_UNLIMITED,
+        payload,
+    }
+}
+
+/// Bundles a call emitted (released only after its batch's commit).
+fn emitted(actions: &[HostAction]) -> usize {
+    actions.iter().filter(|a| matches!(a, HostAction::EmitBundle { .. })).count()
+}
+
+/// The same authority's core driven directly (no ABI): the reference for
+/// what the ABI path costs.
 struct BatchAuthority {
     _dir: tempfile::TempDir,
     store: Store,
@@ -260,30 +326,9 @@ impl BatchAuthority {
         BatchAuthority { _dir: dir, store, core, crypto }
     }
 
-    fn run(&mut self, source: &str, payloads: &[Vec<u8>], group: usize, threads: usize) -> (f64, usize) {
-        let start = Instant::now();
-        let mut released = 0;
-        for chunk in payloads.chunks(group) {
-            let mut batch = self.store.batch().unwrap();
-            let mut call = batch.plugin_call(PLUGIN_ID);
-            let env = DirectEnv::open(&mut call, &self.crypto).unwrap();
-            let items: Vec<Incoming<'_>> = chunk.iter().map(|p| Incoming { source, payload: p }).collect();
-            let results = self.core.on_bundles(&env, &self.crypto, threads, &items).expect("no host failure");
-            assert!(results.iter().all(Result::is_ok), "the authority accepts the bench's bundles");
-            let emitted = env.take_emitted().len();
-            drop(env);
-            call.finish(true).unwrap();
-            commit(batch);
-            released += emitted;
-        }
-        (start.elapsed().as_secs_f64(), released)
-    }
-}
-
-impl BatchAuthority {
-    /// As [`BatchAuthority::run`], but the signatures of batch k+1 are
-    /// checked (`Checker::prepare`, the proposed `prepare_bundles`) while
-    /// batch k does its ledger work and commits: the fsync's wait is used.
+    /// `Core::on_bundles` per LMDB batch of `group`, the signatures of
+    /// batch k+1 checked (`Checker::prepare`, what `prepare_bundles` runs)
+    /// on a worker while batch k does its ledger work and commits.
     fn run_pipelined(
         &mut self,
         source: &str,
@@ -338,6 +383,39 @@ fn take_commit_s() -> f64 {
     COMMIT_NS.swap(0, Ordering::Relaxed) as f64 / 1e9
 }
 
+/// `struct rusage` of Linux on 64-bit targets.
+#[repr(C)]
+struct Rusage {
+    utime: [i64; 2],
+    stime: [i64; 2],
+    rest: [i64; 14],
+}
+
+unsafe extern "C" {
+    fn getrusage(who: i32, usage: *mut Rusage) -> i32;
+}
+
+/// CPU seconds this process used so far, all its threads, ended ones
+/// included (user + system, `getrusage(RUSAGE_SELF)`, microseconds).
+fn cpu_s() -> f64 {
+    let mut r = Rusage { utime: [0; 2], stime: [0; 2], rest: [0; 14] };
+    // SAFETY: a valid out-pointer to a struct of the kernel's layout.
+    if unsafe { getrusage(0, &mut r) } != 0 {
+        return f64::NAN;
+    }
+    (r.utime[0] + r.stime[0]) as f64 + (r.utime[1] + r.stime[1]) as f64 / 1e6
+}
+
+/// What `threads` threads doing `f` achieve right now (the best of 3
+/// short batches of `iters` each), and the CPU seconds `f` took each
+/// time: the machine's speed drifts with its other load, and its CPU
+/// accounting with it.
+fn local_limit(threads: usize, iters: usize, f: impl Fn() + Sync) -> (f64, f64) {
+    let cpu0 = cpu_s();
+    let rate = rate_on_threads(threads, 3, iters, f);
+    (rate, (cpu_s() - cpu0) / (3 * threads * iters) as f64)
+}
+
 // ------------------------------------------------------------ crypto limits
 
 /// Fastest ns per call of `f` over `batches` timed batches of `iters`: on
@@ -382,6 +460,16 @@ fn rate_on_threads(threads: usize, batches: usize, iters: usize, f: impl Fn() + 
     rates[rates.len() - 1]
 }
 
+/// The load average and the CPU pressure (share of time runnable tasks
+/// waited for a core), for the notes: this machine is shared.
+fn machine_load() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let pressure = std::fs::read_to_string("/proc/pressure/cpu").unwrap_or_default();
+    let some = pressure.lines().next().unwrap_or("").replace("some ", "");
+    format!("load average {}; cpu pressure {some}", load.join(" "))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -393,14 +481,20 @@ fn print(name: &str, value: f64, unit: &str) {
 
 /// One way of running the authority, with its own store.
 enum Runner {
+    /// ABI 1.0: `on_bundle` per bundle.
     Abi(AbiAuthority),
-    Batched(BatchAuthority),
-    Pipelined(BatchAuthority),
+    /// ABI 1.1: `on_bundles` per batch, without `prepare_bundles`.
+    AbiBatched(AbiAuthority),
+    /// ABI 1.1: `on_bundles` per batch, `prepare_bundles` of the next batch
+    /// on a worker thread.
+    AbiPipelined(AbiAuthority),
+    /// The core without the ABI, pipelined like `AbiPipelined`.
+    DirectPipelined(Box<BatchAuthority>),
 }
 
 struct Setting {
-    /// Figure name prefix: `authority` (ABI, one call per bundle) or
-    /// `batched` (the core's batched path).
+    /// Figure name prefix: `authority` (ABI 1.0, one call per bundle),
+    /// `abi_batched`, `abi_pipelined` (ABI 1.1), `direct_pipelined`.
     name: &'static str,
     /// Orders (and certificates) per LMDB transaction.
     group: usize,
@@ -411,21 +505,33 @@ struct Setting {
     certs: Vec<f64>,
     /// Share of the time spent in commits, orders and certificates.
     commit_share: Vec<f64>,
+    /// CPU seconds (all threads) per order and per certificate.
+    cpu_order: Vec<f64>,
+    cpu_cert: Vec<f64>,
+    /// Each round's throughput over the two-thread crypto rate measured
+    /// right before and after it (the machine in the same state).
+    local_orders: Vec<f64>,
+    local_certs: Vec<f64>,
+    /// Each round's crypto CPU time per operation (measured with the local
+    /// rates) over the path's CPU time per order or certificate.
+    cpu_local_orders: Vec<f64>,
+    cpu_local_certs: Vec<f64>,
 }
 
 impl Setting {
     fn run(&mut self, f: &Fixture, payloads: &[Vec<u8>], threads: usize) -> (f64, usize) {
         match &mut self.runner {
             Runner::Abi(a) => a.run(&f.client, payloads, self.group),
-            Runner::Batched(b) => b.run(&f.client, payloads, self.group, threads),
-            Runner::Pipelined(b) => b.run_pipelined(&f.client, payloads, self.group, threads),
+            Runner::AbiBatched(a) => a.run_batched(&f.client, payloads, self.group, false),
+            Runner::AbiPipelined(a) => a.run_batched(&f.client, payloads, self.group, true),
+            Runner::DirectPipelined(b) => b.run_pipelined(&f.client, payloads, self.group, threads),
         }
     }
 
     fn store(&self) -> &Store {
         match &self.runner {
-            Runner::Abi(a) => &a.store,
-            Runner::Batched(b) | Runner::Pipelined(b) => &b.store,
+            Runner::Abi(a) | Runner::AbiBatched(a) | Runner::AbiPipelined(a) => &a.store,
+            Runner::DirectPipelined(b) => &b.store,
         }
     }
 }
@@ -435,9 +541,13 @@ fn main() {
     let (accounts_per_round, rounds, crypto_batches, crypto_iters) =
         if quick { (2_048, 3, 9, 200) } else { (8_192, 5, 31, 1_000) };
     let threads = 2;
+    // Operations per thread and batch of the crypto rates measured beside
+    // each run (3 batches, before and after).
+    let local_iters = if quick { 100 } else { 200 };
+    eprintln!("# machine at start: {}", machine_load());
     eprintln!(
         "# {} mode: {rounds} rounds of {accounts_per_round} orders and certificates from fresh accounts \
-         ({} accounts in genesis); {threads} threads for the batched path; stores under {}",
+         ({} accounts in genesis); {threads} threads for the direct path; stores under {}",
         if quick { "quick" } else { "full" },
         accounts_per_round * rounds,
         std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()
@@ -506,16 +616,29 @@ fn main() {
         orders: Vec::new(),
         certs: Vec::new(),
         commit_share: Vec::new(),
+        cpu_order: Vec::new(),
+        cpu_cert: Vec::new(),
+        local_orders: Vec::new(),
+        local_certs: Vec::new(),
+        cpu_local_orders: Vec::new(),
+        cpu_local_certs: Vec::new(),
     };
+    // `--only NAME[,NAME...]`: just the settings of those names (profiling,
+    // comparisons).
+    let only: Option<Vec<String>> = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .map(|names| names.split(',').map(str::to_owned).collect());
     let mut settings = vec![
         setting("authority", 1, true, Runner::Abi(AbiAuthority::new(&f))),
         setting("authority", 64, false, Runner::Abi(AbiAuthority::new(&f))),
         setting("authority", 1024, false, Runner::Abi(AbiAuthority::new(&f))),
-        setting("batched", 64, false, Runner::Batched(BatchAuthority::new(&f))),
-        setting("batched", 1024, false, Runner::Batched(BatchAuthority::new(&f))),
-        setting("pipelined", 64, false, Runner::Pipelined(BatchAuthority::new(&f))),
-        setting("pipelined", 1024, false, Runner::Pipelined(BatchAuthority::new(&f))),
+        setting("abi_batched", 1024, false, Runner::AbiBatched(AbiAuthority::new(&f))),
+        setting("abi_pipelined", 64, false, Runner::AbiPipelined(AbiAuthority::new(&f))),
+        setting("abi_pipelined", 1024, false, Runner::AbiPipelined(AbiAuthority::new(&f))),
+        setting("direct_pipelined", 1024, false, Runner::DirectPipelined(Box::new(BatchAuthority::new(&f)))),
     ];
+    settings.retain(|s| only.as_ref().is_none_or(|o| o.iter().any(|n| n == s.name)));
     for r in 0..rounds {
         let (orders, certs) = f.workload(r * accounts_per_round..(r + 1) * accounts_per_round);
         let n = orders.len();
@@ -525,23 +648,60 @@ fn main() {
         for k in 0..count {
             let s = &mut settings[(k + r) % count];
             let orders = if s.orders_only { &orders[..n / 8] } else { &orders[..] };
+            // What both cores do with pure cryptography right now, before
+            // and after the run (the higher rate counts): this machine's
+            // speed drifts with its other load.
+            let order_op = || {
+                verify();
+                sign();
+            };
+            let (order_before, order_cpu_before) = local_limit(threads, local_iters, order_op);
+            let (cert_before, cert_cpu_before) = local_limit(threads, local_iters / 2, cert_verify);
             take_commit_s();
+            let cpu0 = cpu_s();
             let (t, out) = s.run(&f, orders, threads);
             assert_eq!(out, orders.len(), "one vote per order, released after its commit");
-            s.orders.push(orders.len() as f64 / t);
+            let cpu_order = (cpu_s() - cpu0) / orders.len() as f64;
             let mut total = t;
+            let order_rate = orders.len() as f64 / t;
+            let mut cert_run = None;
             if !s.orders_only {
+                let cpu0 = cpu_s();
                 let (t, _) = s.run(&f, &certs, threads);
-                s.certs.push(n as f64 / t);
+                cert_run = Some((n as f64 / t, (cpu_s() - cpu0) / n as f64));
                 total += t;
             }
             s.commit_share.push(take_commit_s() / total);
+            let (order_after, order_cpu_after) = local_limit(threads, local_iters, order_op);
+            let (cert_after, cert_cpu_after) = local_limit(threads, local_iters / 2, cert_verify);
+            s.orders.push(order_rate);
+            s.local_orders.push(order_rate / order_before.max(order_after));
+            s.cpu_order.push(cpu_order);
+            s.cpu_local_orders.push((order_cpu_before + order_cpu_after) / 2.0 / cpu_order);
+            if let Some((rate, cpu)) = cert_run {
+                s.certs.push(rate);
+                s.local_certs.push(rate / cert_before.max(cert_after));
+                s.cpu_cert.push(cpu);
+                s.cpu_local_certs.push((cert_cpu_before + cert_cpu_after) / 2.0 / cpu);
+            }
             eprintln!(
-                "# round {r}: {} n={}: orders {:.0}/s{}",
+                "# round {r}: {} n={}: orders {:.0}/s ({:.2} of the crypto rate on 2 threads then; \
+                 cpu {:.0} us each, {:.2} of it in crypto){}",
                 s.name,
                 s.group,
                 s.orders[r],
-                s.certs.get(r).map(|c| format!(", certificates {c:.0}/s")).unwrap_or_default()
+                s.local_orders[r],
+                cpu_order * 1e6,
+                s.cpu_local_orders[r],
+                s.certs
+                    .get(r)
+                    .map(|c| format!(
+                        "; certificates {c:.0}/s ({:.2}; cpu {:.0} us each, {:.2})",
+                        s.local_certs[r],
+                        s.cpu_cert[r] * 1e6,
+                        s.cpu_local_certs[r]
+                    ))
+                    .unwrap_or_default()
             );
         }
     }
@@ -557,23 +717,37 @@ fn main() {
         assert_eq!(applied as usize, rounds * accounts_per_round);
     }
 
+    eprintln!("# machine at the end: {}", machine_load());
+    // Medians of the rounds. `_ratio_2_cores`: against twice the one-core
+    // limit measured at the start (the best of its short batches, the
+    // least disturbed one). `_ratio_local`: against what two threads of
+    // pure cryptography did right before and after the run, the higher of
+    // the two (the machine in the same state: its speed drifts). `_cpu_us`:
+    // CPU time per item, all threads; `_cpu_ratio`: the cryptography's CPU
+    // time per operation, measured beside it, over that.
     for s in settings {
         let (name, n) = (s.name, s.group);
         print(&format!("{name}_commit_share_n{n}"), median(s.commit_share.clone()), "x");
-        let orders = median(s.orders);
+        let orders = median(s.orders.clone());
         print(&format!("{name}_orders_per_s_n{n}"), orders, "orders/s");
         if name == "authority" {
             print(&format!("{name}_orders_n{n}_ratio"), orders / order_limit, "x");
         }
         print(&format!("{name}_orders_n{n}_ratio_2_cores"), orders / order_limit_2, "x");
+        print(&format!("{name}_orders_n{n}_ratio_local"), median(s.local_orders.clone()), "x");
+        print(&format!("{name}_orders_n{n}_cpu_us"), median(s.cpu_order.clone()) * 1e6, "us");
+        print(&format!("{name}_orders_n{n}_cpu_ratio"), median(s.cpu_local_orders.clone()), "x");
         if s.certs.is_empty() {
             continue;
         }
-        let certs = median(s.certs);
+        let certs = median(s.certs.clone());
         print(&format!("{name}_certificates_per_s_n{n}"), certs, "certs/s");
         if name == "authority" {
             print(&format!("{name}_certificates_n{n}_ratio"), certs / cert_limit, "x");
         }
         print(&format!("{name}_certificates_n{n}_ratio_2_cores"), certs / cert_limit_2, "x");
+        print(&format!("{name}_certificates_n{n}_ratio_local"), median(s.local_certs.clone()), "x");
+        print(&format!("{name}_certificates_n{n}_cpu_us"), median(s.cpu_cert.clone()) * 1e6, "us");
+        print(&format!("{name}_certificates_n{n}_cpu_ratio"), median(s.cpu_local_certs.clone()), "x");
     }
 }

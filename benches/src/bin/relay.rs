@@ -39,7 +39,7 @@ fn config(name: &str, interfaces: &[&str]) -> String {
     format!(
         "[node]\nname = \"{name}\"\nlog_level = \"warn\"\n\n\
          [store]\nquota_mb = 2048\n\n\
-         [bundles]\nwindow = 512\n\n\
+         [bundles]\nwindow = 2048\n\n\
          [[transport]]\nname = \"udp\"\nplugin = \"org.meshpay.transport.udp\"\n\
          config = {{ interfaces = [{ifs}] }}\n"
     )
@@ -53,6 +53,39 @@ fn rss_kb(pid: u32, field: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// Sequential write bandwidth of the disk under `dir`, with an fdatasync
+/// every 4 MiB (as a store commits): the limit of a relay whose three
+/// stores share this disk is a third of it.
+fn disk_write_mb_per_s(dir: &Path) -> f64 {
+    use std::io::Write;
+    let path = dir.join("disk-probe");
+    let mut f = std::fs::File::create(&path).expect("create the disk probe");
+    let chunk = vec![0x5au8; 1 << 20];
+    let start = Instant::now();
+    for i in 0..128 {
+        f.write_all(&chunk).expect("write the disk probe");
+        if i % 4 == 3 {
+            f.sync_data().expect("sync the disk probe");
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    128.0 * 1.048_576 / secs
+}
+
+/// CPU time (user + system) a process has used so far, in microseconds.
+fn cpu_us(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the
+    // 12th and stime the 13th of them.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    f.get(10).zip(f.get(11)).map_or(0, |(u, s)| (u + s) * 1_000_000 / hz)
 }
 
 /// Receives `count` payloads at C, acknowledging as it goes; records each
@@ -90,7 +123,15 @@ fn receive(
 }
 
 /// Pushes `count` payloads of `size` bytes from A to `dest` in batches.
-fn send_all(socket: &Path, dest: &str, service: &str, count: u64, size: usize, batch: u64) -> Instant {
+/// Returns when it started and when the last batch was accepted.
+fn send_all(
+    socket: &Path,
+    dest: &str,
+    service: &str,
+    count: u64,
+    size: usize,
+    batch: u64,
+) -> (Instant, Instant) {
     let mut a = Client::connect(socket).expect("connect to A");
     let start = Instant::now();
     let mut sent = 0;
@@ -110,7 +151,7 @@ fn send_all(socket: &Path, dest: &str, service: &str, count: u64, size: usize, b
         .expect("send");
         sent += n;
     }
-    start
+    (start, Instant::now())
 }
 
 struct Phase {
@@ -158,8 +199,12 @@ fn throughput(
         },
         &latencies,
     );
-    let start = sender.join().unwrap();
+    let (start, submitted) = sender.join().unwrap();
     let secs = end.duration_since(start).as_secs_f64();
+    eprintln!(
+        "relay: {count} x {size} B: submitted in {:.2} s, all received after {secs:.2} s",
+        submitted.duration_since(start).as_secs_f64()
+    );
     Phase { bundles_per_s: count as f64 / secs, mb_per_s: count as f64 * size as f64 / secs / 1e6 }
 }
 
@@ -190,14 +235,29 @@ fn main() {
     let rss = Arc::new(Mutex::new(Vec::new()));
 
     let small_dest = dest("small");
-    let small_load = Workload { dest: &small_dest, service: "small", count: small_n, size: 200, batch: 500 };
+    let small_load = Workload { dest: &small_dest, service: "small", count: small_n, size: 200, batch: 2000 };
+    let pids = [na.pid(), b_pid, nc.pid()];
+    let cpu_before = pids.map(cpu_us);
     let small = throughput(&na, &nc, small_load, b_pid, &rss);
+    let cpu_after = pids.map(cpu_us);
     let rss_after_small = rss_kb(b_pid, "RssAnon:");
     let file_after_small = rss_kb(b_pid, "RssFile:");
     let marks = rss.lock().unwrap().clone();
     println!("relay_200b_bundles_per_s {:.0} 1/s", small.bundles_per_s);
     println!("relay_200b_mb_per_s {:.2} MB/s", small.mb_per_s);
     println!("relay_200b_target_ratio {:.2} x", small.bundles_per_s / 25_000.0);
+    // CPU per bundle on each node: what the relay costs independently of
+    // what else runs on the machine, and the rate the two cores could
+    // carry if nothing but CPU limited it.
+    let mut total_us = 0.0;
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let us = (cpu_after[i] - cpu_before[i]) as f64 / small_n as f64;
+        total_us += us;
+        println!("relay_200b_cpu_us_per_bundle_{name} {us:.1} us");
+    }
+    let cpu_bound = 2e6 / total_us.max(0.001);
+    println!("relay_200b_cpu_bound_bundles_per_s {cpu_bound:.0} 1/s");
+    println!("relay_200b_cpu_bound_ratio {:.2} x", small.bundles_per_s / cpu_bound);
     let large_dest = dest("large");
     let large_load =
         Workload { dest: &large_dest, service: "large", count: large_n, size: 64 * 1024, batch: 16 };
@@ -205,6 +265,10 @@ fn main() {
     println!("relay_64k_mb_per_s {:.1} MB/s", large.mb_per_s);
     println!("relay_64k_bundles_per_s {:.0} 1/s", large.bundles_per_s);
     println!("relay_64k_target_ratio {:.2} x", large.mb_per_s / 200.0);
+    let disk = disk_write_mb_per_s(dir.path());
+    println!("disk_write_mb_per_s {disk:.0} MB/s");
+    println!("relay_64k_disk_bound_mb_per_s {:.0} MB/s", disk / 3.0);
+    println!("relay_64k_disk_bound_ratio {:.2} x", large.mb_per_s / (disk / 3.0));
 
     // Latency: one bundle at a time, 10 ms apart.
     let latencies = Arc::new(Mutex::new(Vec::new()));
@@ -228,6 +292,18 @@ fn main() {
     l.sort_unstable();
     let pct = |q: f64| l[((l.len() as f64 * q) as usize).min(l.len() - 1)] as f64 / 1e6;
 
+    // Where the pipeline loses time: group commit and losses.
+    for (name, n) in [("a", &na), ("b", &nb), ("c", &nc)] {
+        let st = n.status().unwrap_or_default();
+        let c = &st["counters"];
+        let commits = st["store"]["commits"].as_u64().unwrap_or(0).max(1);
+        println!(
+            "relay_{name}_frames_in_per_commit {:.1} 1",
+            c["frames_in"].as_u64().unwrap_or(0) as f64 / commits as f64
+        );
+        println!("relay_{name}_retransmits {} 1", c["retransmits"]);
+        println!("relay_{name}_frames_dropped {} 1", c["frames_dropped_queue_full"]);
+    }
     let peak = rss_kb(b_pid, "VmHWM:");
     let first_mark = marks.first().map(|m| m.1).unwrap_or(rss_after_small);
     println!("relay_latency_p50_ms {:.2} ms", pct(0.5));

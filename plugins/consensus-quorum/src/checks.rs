@@ -1,7 +1,7 @@
 //! The checks of orders and certificates that need no ledger: amounts,
 //! keys, sizes, committee membership and weights, signatures. Pure, so a
 //! [`Checker`] can run on any thread, ahead of the call that needs the
-//! results ([`Checker::prepare`], for the proposed `prepare_bundles`).
+//! results ([`Checker::prepare`], for the ABI 1.1 `prepare_bundles`).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! tables of a host [`KvStore`] (a `meshpay_store::PluginCall`, so real
 //! LMDB inside a real batch) and a node key held in process. For
 //! benchmarks and tests that drive the protocol core directly, such as the
-//! batched path ([`crate::batch`]) that ABI 1.0 cannot reach yet.
+//! batched path ([`crate::batch`]) without the ABI.
 //! The plugin itself never uses it: in the router the key stays in the host.
 
 use std::cell::RefCell;

@@ -21,8 +21,9 @@
 //! [`protocol`] (dispatch and shared checks), [`authority`], [`client`] and
 //! [`gateway`] (the roles), [`control`] (the JSON methods), [`env`](mod@env) (what
 //! the sans-IO core needs from the host), [`batch`] (many bundles in one
-//! call, for the proposed `on_bundles` entry point). `README.md` has the message
-//! formats, state machines, table layout and control schemas.
+//! call: the ABI 1.1 `on_bundles` entry point, with signatures checked ahead
+//! by `prepare_bundles` through [`checks::Checker::prepare`]). `README.md`
+//! has the message formats, state machines, table layout and control schemas.
 
 pub mod authority;
 pub mod batch;
@@ -40,9 +41,13 @@ pub mod ledger;
 pub mod protocol;
 pub mod wire;
 
-use meshpay_abi::BundleInfo;
-use meshpay_abi::sdk::{ConsensusHost, ConsensusPlugin, Host, Level, PluginError, Reply};
+use std::sync::Arc;
 
+use meshpay_abi::BundleInfo;
+use meshpay_abi::sdk::{BundlePreparer, ConsensusHost, ConsensusPlugin, Host, Level, PluginError, Reply};
+
+use crate::batch::Incoming;
+use crate::checks::Checker;
 use crate::config::{Config, Role};
 use crate::env::{Env, SdkEnv};
 use crate::protocol::{AUTHORITIES, Core};
@@ -64,12 +69,37 @@ meshpay_abi::meshpay_plugin! {
     consensus: QuorumPlugin,
 }
 
+/// Most threads a batched call (`on_bundles`, `prepare_bundles`) spreads
+/// its signature work over; the machine's cores if fewer.
+const MAX_THREADS: usize = 8;
+
 /// One plugin instance: the protocol core and, except on relays, its
 /// tables.
 pub struct QuorumPlugin {
     core: Core,
     env: Option<SdkEnv>,
     host: Host,
+    /// Threads for the signature work of a batched call.
+    threads: usize,
+}
+
+/// `prepare_bundles`: checks the signatures of orders and confirmations
+/// ahead, through the host's thread-safe `verify`/`verify_batch`, into the
+/// checker's shared set of prechecked payloads that the later
+/// `on_bundles` consumes ([`Checker::prepare`]). Touches no table.
+struct Preparer {
+    checker: Checker,
+    host: Host,
+    threads: usize,
+}
+
+impl BundlePreparer for Preparer {
+    fn prepare_bundles(&self, bundles: &[BundleInfo<'_>]) -> Result<(), PluginError> {
+        let items: Vec<Incoming<'_>> =
+            bundles.iter().map(|b| Incoming { source: b.source, payload: b.payload }).collect();
+        self.checker.prepare(&self.host, self.threads, &items);
+        Ok(())
+    }
 }
 
 impl QuorumPlugin {
@@ -82,6 +112,9 @@ impl QuorumPlugin {
 }
 
 impl ConsensusPlugin for QuorumPlugin {
+    const ON_BUNDLES: bool = true;
+    const PREPARE_BUNDLES: bool = true;
+
     fn create(host: Host, consensus: ConsensusHost, config: &[u8]) -> Result<Self, PluginError> {
         let cfg = Config::parse(config)?;
         let me = host.node_key()?;
@@ -113,12 +146,42 @@ impl ConsensusPlugin for QuorumPlugin {
                 core.committee().total_weight()
             ),
         );
-        Ok(QuorumPlugin { core, env, host })
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS);
+        Ok(QuorumPlugin { core, env, host, threads })
     }
 
     fn on_bundle(&mut self, bundle: &BundleInfo<'_>) -> Result<(), PluginError> {
         let env = *self.env()?;
         self.core.on_bundle(&env, bundle.source, bundle.payload).map_err(error::Error::into_plugin_error)
+    }
+
+    /// The bundles in one call ([`Core::on_bundles`]): signatures checked on
+    /// all cores (those `prepare_bundles` checked are skipped), ledger work
+    /// in order, votes signed on all cores. Same decisions, tables and
+    /// emitted bundles as `on_bundle` per bundle; a refused bundle made no
+    /// write.
+    fn on_bundles(
+        &mut self,
+        bundles: &[BundleInfo<'_>],
+    ) -> Result<Vec<Result<(), PluginError>>, PluginError> {
+        let Some(env) = self.env else {
+            return Ok(bundles.iter().map(|_| Err(self.env().err().expect("a relay has no env"))).collect());
+        };
+        let items: Vec<Incoming<'_>> =
+            bundles.iter().map(|b| Incoming { source: b.source, payload: b.payload }).collect();
+        let results = self
+            .core
+            .on_bundles(&env, &self.host, self.threads, &items)
+            .map_err(error::Error::into_plugin_error)?;
+        Ok(results.into_iter().map(|r| r.map_err(error::Error::into_plugin_error)).collect())
+    }
+
+    fn preparer(&self) -> Option<Arc<dyn BundlePreparer>> {
+        Some(Arc::new(Preparer {
+            checker: self.core.checker.clone(),
+            host: self.host,
+            threads: self.threads,
+        }))
     }
 
     fn on_control(&mut self, method: &str, body: &[u8], reply: &mut Reply<'_>) -> Result<(), PluginError> {

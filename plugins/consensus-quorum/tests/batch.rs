@@ -1,4 +1,4 @@
-//! The batched path (`Core::on_bundles`, for the proposed `on_bundles` ABI
+//! The batched path (`Core::on_bundles`, behind the ABI 1.1 `on_bundles`
 //! entry point) leaves exactly the tables and emits exactly the votes the
 //! one-bundle-per-call path does, refuses the same bad items, and spreads
 //! its signature work over threads.

@@ -643,7 +643,11 @@ fn print_mesh(m: &Value) {
             s(&st["mac"]),
             s(&st["plink_state"]),
             st["signal_dbm"].as_i64().map(|v| format!("{v} dBm")).unwrap_or_default(),
-            st["airtime_metric"].as_u64().map(|v| v.to_string()).unwrap_or_default()
+            // u32::MAX: the kernel's "no usable link" (a blocked peer).
+            st["airtime_metric"]
+                .as_u64()
+                .map(|v| if v == u64::from(u32::MAX) { "-".into() } else { v.to_string() })
+                .unwrap_or_default()
         );
     }
     println!("paths");

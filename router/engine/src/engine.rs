@@ -184,6 +184,73 @@ struct ConsensusSlot {
     subscriptions: HashSet<String>,
 }
 
+/// A bundle for the consensus plugin, held (payload copied) until the end
+/// of [`Engine::handle_batch`], where all of a batch go to the plugin in
+/// one `on_bundles` call.
+struct PendingConsensus {
+    id: Id,
+    source: String,
+    destination: String,
+    priority: u32,
+    created_ms: u64,
+    lifetime_ms: u64,
+    age_ms: u64,
+    hop_count: u32,
+    copies: u32,
+    payload: Vec<u8>,
+}
+
+impl PendingConsensus {
+    fn new(view: &BundleView<'_>, meta: &BundleMeta) -> PendingConsensus {
+        let info = consensus_info(view, meta);
+        PendingConsensus {
+            id: meta.id,
+            source: meta.source.clone(),
+            destination: meta.destination.clone(),
+            priority: info.priority,
+            created_ms: info.created_ms,
+            lifetime_ms: info.lifetime_ms,
+            age_ms: info.age_ms,
+            hop_count: info.hop_count,
+            copies: info.copies,
+            payload: info.payload.to_vec(),
+        }
+    }
+
+    fn info(&self) -> BundleInfo<'_> {
+        BundleInfo {
+            id: &self.id,
+            source: &self.source,
+            destination: &self.destination,
+            priority: self.priority,
+            created_ms: self.created_ms,
+            lifetime_ms: self.lifetime_ms,
+            age_ms: self.age_ms,
+            payload_len: self.payload.len() as u64,
+            hop_count: self.hop_count,
+            copies: self.copies,
+            payload: &self.payload,
+        }
+    }
+}
+
+/// How the consensus plugin sees a bundle delivered to it: payload included.
+fn consensus_info<'v>(view: &BundleView<'v>, meta: &'v BundleMeta) -> BundleInfo<'v> {
+    BundleInfo {
+        id: &meta.id,
+        source: &meta.source,
+        destination: &meta.destination,
+        priority: u32::from(meta.priority),
+        created_ms: view.creation().dtn_time_ms,
+        lifetime_ms: view.lifetime_ms(),
+        age_ms: view.age_ms().unwrap_or(0),
+        payload_len: view.payload().len() as u64,
+        hop_count: view.hop_count().map_or(0, |h| h.count as u32),
+        copies: meta.copies,
+        payload: view.payload(),
+    }
+}
+
 /// The sans-IO node core.
 pub struct Engine {
     cfg: EngineConfig,
@@ -192,7 +259,14 @@ pub struct Engine {
     eid: Eid,
     routing: Box<dyn Routing>,
     consensus: Option<ConsensusSlot>,
+    /// Inside [`Engine::handle_batch`]: the consensus bundles waiting for
+    /// its end (ABI 1.1 plugins only).
+    consensus_queue: Option<Vec<PendingConsensus>>,
     links: BTreeMap<LinkId, Option<[u8; 32]>>,
+    /// When this node last sent a HELLO on a link: HELLOs are re-sent on
+    /// links not yet identified (a lost HELLO must not leave a link up
+    /// without a neighbour), and answers to repeated HELLOs are paced.
+    hello_sent: HashMap<LinkId, u64>,
     neighbours: BTreeMap<[u8; 32], Neighbour>,
     /// Copies of a bundle promised to neighbours (queued or in flight).
     reserved: HashMap<Id, u32>,
@@ -243,7 +317,9 @@ impl Engine {
             eid,
             routing,
             consensus: None,
+            consensus_queue: None,
             links: BTreeMap::new(),
+            hello_sent: HashMap::new(),
             neighbours: BTreeMap::new(),
             reserved: HashMap::new(),
             actions: VecDeque::new(),
@@ -306,7 +382,7 @@ impl Engine {
         match event {
             Event::LinkUp { link, .. } => {
                 self.links.entry(link.clone()).or_insert(None);
-                self.send(link, &FrameRepr::Hello { node_key: self.node_key });
+                self.send_hello(clock, link);
             }
             Event::LinkUpdate { link, metric, signal_dbm } => {
                 if let Some(Some(key)) = self.links.get(&link).copied()
@@ -325,7 +401,39 @@ impl Engine {
         self.pump_all(clock, batch)
     }
 
+    /// Feeds several events that share one store batch (the driver's
+    /// batch of transport messages): as [`Engine::handle`] for each, except
+    /// that bundles for a consensus plugin with `on_bundles` (ABI 1.1) reach
+    /// it together at the end, in one `on_bundles` call in one plugin-call
+    /// undo scope, instead of one call each, so it can spread their
+    /// signature work over the cores. A 1.0 plugin gets its `on_bundle`
+    /// calls as they arrive, exactly as with `handle`. On a store error the
+    /// driver abandons the batch, and the held bundles with it.
+    pub fn handle_batch<'e>(
+        &mut self,
+        clock: Clock,
+        batch: &mut Batch<'_>,
+        events: impl IntoIterator<Item = Event<'e>>,
+    ) -> Result<(), StoreError> {
+        self.consensus_queue = Some(Vec::new());
+        let mut result = Ok(());
+        for event in events {
+            result = self.handle(clock, batch, event);
+            if result.is_err() {
+                break;
+            }
+        }
+        let queued = self.consensus_queue.take().unwrap_or_default();
+        result?;
+        if queued.is_empty() {
+            return Ok(());
+        }
+        self.deliver_consensus_batch(clock, batch, queued)?;
+        self.pump_all(clock, batch)
+    }
+
     fn link_down(&mut self, link: &LinkId) {
+        self.hello_sent.remove(link);
         let Some(Some(key)) = self.links.remove(link) else { return };
         let Some(n) = self.neighbours.get_mut(&key) else { return };
         n.links.retain(|l| l != link);
@@ -421,6 +529,13 @@ impl Engine {
         node_key: [u8; 32],
     ) -> Result<(), StoreError> {
         if known == Some(node_key) {
+            // The other side may not know us yet (our answer was lost): it
+            // repeats its HELLO until it does. Answer, at most once per
+            // retransmission interval, so two nodes never ping-pong.
+            let due = self.hello_sent.get(&link).is_none_or(|&t| t + self.cfg.retransmit_ms <= clock.mono_ms);
+            if due {
+                self.send_hello(clock, link);
+            }
             return Ok(());
         }
         if node_key == self.node_key {
@@ -434,7 +549,7 @@ impl Engine {
         }
         self.links.insert(link.clone(), Some(node_key));
         // Answer, so the other side learns us even if our first HELLO was lost.
-        self.send(link.clone(), &FrameRepr::Hello { node_key: self.node_key });
+        self.send_hello(clock, link.clone());
         if let Some(n) = self.neighbours.get_mut(&node_key) {
             n.links.push(link);
             return Ok(());
@@ -635,57 +750,123 @@ impl Engine {
         }
     }
 
+    /// A bundle for an endpoint the consensus plugin subscribed to. An
+    /// ABI 1.0 plugin gets it now, in an `on_bundle` call of its own; a 1.1
+    /// plugin inside [`Engine::handle_batch`] at the end of the batch, with
+    /// the others, otherwise now, in an `on_bundles` call of one.
     fn deliver_to_consensus(
         &mut self,
-        _clock: Clock,
+        clock: Clock,
         batch: &mut Batch<'_>,
         view: &BundleView<'_>,
         meta: &BundleMeta,
     ) -> Result<(), StoreError> {
+        let Some(slot) = self.consensus.as_ref() else { return Ok(()) };
+        if !slot.plugin.has_on_bundles() {
+            return self.deliver_one(clock, batch, meta.id, &consensus_info(view, meta));
+        }
+        let pending = PendingConsensus::new(view, meta);
+        match &mut self.consensus_queue {
+            Some(queue) => {
+                queue.push(pending);
+                Ok(())
+            }
+            None => self.deliver_consensus_batch(clock, batch, vec![pending]),
+        }
+    }
+
+    /// One bundle, one `on_bundle` call in its own undo scope.
+    fn deliver_one(
+        &mut self,
+        clock: Clock,
+        batch: &mut Batch<'_>,
+        id: Id,
+        info: &BundleInfo<'_>,
+    ) -> Result<(), StoreError> {
         let Some(slot) = self.consensus.as_mut() else { return Ok(()) };
         let plugin_id = slot.plugin.plugin().descriptor().id.clone();
-        let info = BundleInfo {
-            id: &meta.id,
-            source: &meta.source,
-            destination: &meta.destination,
-            priority: u32::from(meta.priority),
-            created_ms: view.creation().dtn_time_ms,
-            lifetime_ms: view.lifetime_ms(),
-            age_ms: view.age_ms().unwrap_or(0),
-            payload_len: view.payload().len() as u64,
-            hop_count: view.hop_count().map_or(0, |h| h.count as u32),
-            copies: meta.copies,
-            payload: view.payload(),
-        };
         let result = {
             let mut call = batch.plugin_call(&plugin_id);
-            let r = slot.plugin.on_bundle(&mut call, &info);
+            let r = slot.plugin.on_bundle(&mut call, info);
+            call.finish(r.is_ok())?;
+            r
+        };
+        // What a refused call asked for is dropped with its writes.
+        let actions = slot.plugin.take_actions();
+        let ok = result.is_ok();
+        self.consensus_outcome(id, info.destination, result, "consensus on_bundle");
+        if ok {
+            self.apply_consensus_actions(clock, batch, actions)?;
+        }
+        Ok(())
+    }
+
+    /// Bundles in one `on_bundles` call and one undo scope. When the call
+    /// fails as a whole (not a panic) its writes are rolled back and each
+    /// bundle gets an `on_bundle` call of its own, so one bundle (or a host
+    /// failure it provoked) costs only itself.
+    fn deliver_consensus_batch(
+        &mut self,
+        clock: Clock,
+        batch: &mut Batch<'_>,
+        items: Vec<PendingConsensus>,
+    ) -> Result<(), StoreError> {
+        let Some(slot) = self.consensus.as_mut() else { return Ok(()) };
+        let plugin_id = slot.plugin.plugin().descriptor().id.clone();
+        let result = {
+            let infos: Vec<BundleInfo<'_>> = items.iter().map(PendingConsensus::info).collect();
+            let mut call = batch.plugin_call(&plugin_id);
+            let r = slot.plugin.on_bundles(&mut call, &infos);
             call.finish(r.is_ok())?;
             r
         };
         let actions = slot.plugin.take_actions();
         match result {
-            Ok(()) => {
-                self.counters.bundles_delivered += 1;
-                self.actions.push_back(Action::Note(Note::BundleDelivered {
-                    id: meta.id,
-                    service: meta.destination.clone(),
-                }));
-                self.apply_consensus_actions(_clock, batch, actions)?;
+            Ok(results) => {
+                for (p, r) in items.iter().zip(results) {
+                    self.consensus_outcome(p.id, &p.destination, r, "consensus on_bundles");
+                }
+                self.apply_consensus_actions(clock, batch, actions)
+            }
+            Err(e @ (CallError::Panicked { .. } | CallError::Disabled { .. })) => {
+                for p in &items {
+                    self.consensus_outcome(p.id, &p.destination, Err(e.clone()), "consensus on_bundles");
+                }
+                Ok(())
             }
             Err(e) => {
-                // The call's writes were rolled back; what it asked for is dropped too.
+                self.actions.push_back(Action::Note(Note::PluginFailed {
+                    what: "consensus on_bundles".into(),
+                    error: format!("{e}; delivering the {} bundles one by one", items.len()),
+                }));
+                for p in &items {
+                    self.deliver_one(clock, batch, p.id, &p.info())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Counts and reports one bundle's result from the consensus plugin.
+    fn consensus_outcome(&mut self, id: Id, destination: &str, r: Result<(), CallError>, what: &str) {
+        match r {
+            Ok(()) => {
+                self.counters.bundles_delivered += 1;
+                self.actions
+                    .push_back(Action::Note(Note::BundleDelivered { id, service: destination.to_owned() }));
+            }
+            Err(e) => {
+                // The bundle's writes were rolled back; what it asked for is dropped too.
                 self.counters.consensus_refused += 1;
                 let disabled = matches!(e, CallError::Panicked { .. } | CallError::Disabled { .. });
                 let note = if disabled {
-                    Note::PluginFailed { what: "consensus on_bundle".into(), error: e.to_string() }
+                    Note::PluginFailed { what: what.into(), error: e.to_string() }
                 } else {
-                    Note::ConsensusRefused { id: meta.id, reason: e.to_string() }
+                    Note::ConsensusRefused { id, reason: e.to_string() }
                 };
                 self.actions.push_back(Action::Note(note));
             }
         }
-        Ok(())
     }
 
     fn apply_consensus_actions(
@@ -994,7 +1175,15 @@ impl Engine {
     pub fn next_timeout(&self) -> Option<u64> {
         let mut t: Option<u64> = None;
         let mut at = |x: u64| t = Some(t.map_or(x, |y| y.min(x)));
+        for (link, key) in &self.links {
+            if key.is_none() {
+                at(self.hello_sent.get(link).map_or(0, |t| t + self.cfg.retransmit_ms));
+            }
+        }
         for n in self.neighbours.values() {
+            if !n.summary_done {
+                at(self.summary_deadline(n));
+            }
             for f in n.inflight.values() {
                 at(f.sent_ms + self.cfg.retransmit_ms);
             }
@@ -1010,9 +1199,43 @@ impl Engine {
         t
     }
 
+    fn send_hello(&mut self, clock: Clock, link: LinkId) {
+        self.hello_sent.insert(link.clone(), clock.mono_ms);
+        self.send(link, &FrameRepr::Hello { node_key: self.node_key });
+    }
+
+    /// How long a neighbour's summary may take before offers start without
+    /// it (a lost SUMMARY frame only costs duplicates, which are refused
+    /// cheaply, never a neighbour that gets nothing).
+    fn summary_deadline(&self, n: &Neighbour) -> u64 {
+        n.since_ms + 2 * self.cfg.retransmit_ms
+    }
+
     /// Retransmits, gives up, expires bundles, and sends what is due.
     pub fn handle_timeout(&mut self, clock: Clock, batch: &mut Batch<'_>) -> Result<(), StoreError> {
         self.tick_clock(clock);
+        let unidentified: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(l, k)| {
+                k.is_none()
+                    && self.hello_sent.get(*l).is_none_or(|&t| t + self.cfg.retransmit_ms <= clock.mono_ms)
+            })
+            .map(|(l, _)| l.clone())
+            .collect();
+        for link in unidentified {
+            self.send_hello(clock, link);
+        }
+        let late: Vec<[u8; 32]> = self
+            .neighbours
+            .iter()
+            .filter(|(_, n)| !n.summary_done && self.summary_deadline(n) <= clock.mono_ms)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in late {
+            self.neighbours.get_mut(&key).expect("present").summary_done = true;
+            self.offer_all_to(batch, &key)?;
+        }
         let keys: Vec<[u8; 32]> = self.neighbours.keys().copied().collect();
         for key in &keys {
             let due: Vec<(Id, InFlight)> = self.neighbours[key]

@@ -145,9 +145,11 @@ pub enum HostAction {
 }
 
 /// The store a consensus call runs against, as a raw pointer valid only
-/// while the call that set it is on the stack.
-struct KvSlot(*mut (dyn KvStore + 'static));
-// SAFETY: only used on the host thread, during the call that set it.
+/// while the call that set it is on the stack, and the thread that call runs
+/// on: only that thread may use it.
+struct KvSlot(*mut (dyn KvStore + 'static), std::thread::ThreadId);
+// SAFETY: dereferenced only on the thread recorded with it, during the call
+// that set it (`with_kv` checks the thread).
 unsafe impl Send for KvSlot {}
 
 /// Everything behind one instance's `ctx` pointer. Allocated once, never
@@ -245,8 +247,22 @@ impl InstanceCtx {
         self.quarantined.store(true, Ordering::SeqCst);
     }
 
+    pub(crate) fn is_quarantined(&self) -> bool {
+        self.quarantined.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn take_actions(&self) -> Vec<HostAction> {
         std::mem::take(&mut *self.actions.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// How many actions are queued: a mark to drop back to.
+    pub(crate) fn actions_len(&self) -> usize {
+        self.actions.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Drops the actions queued after `mark` (those of a refused bundle).
+    pub(crate) fn truncate_actions(&self, mark: usize) {
+        self.actions.lock().unwrap_or_else(|e| e.into_inner()).truncate(mark);
     }
 
     fn push(&self, action: HostAction) {
@@ -258,7 +274,8 @@ impl InstanceCtx {
         // SAFETY: the lifetime is erased only for the duration of the loan;
         // the guard clears the slot before `kv`'s borrow ends.
         let erased: *mut (dyn KvStore + 'static) = unsafe { std::mem::transmute(kv as *mut dyn KvStore) };
-        *self.kv.lock().unwrap_or_else(|e| e.into_inner()) = Some(KvSlot(erased));
+        *self.kv.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(KvSlot(erased, std::thread::current().id()));
         KvLoan { ctx: self }
     }
 
@@ -269,7 +286,14 @@ impl InstanceCtx {
         match &*slot {
             // SAFETY: set by a live KvLoan on this thread; no other reference
             // to the store exists while the plugin call runs.
-            Some(KvSlot(p)) => f(unsafe { &mut **p }),
+            Some(KvSlot(p, thread)) if *thread == std::thread::current().id() => f(unsafe { &mut **p }),
+            // Another thread (`prepare_bundles` breaking the ABI rule while a
+            // call runs): refused, never a second `&mut` to the store.
+            Some(_) => {
+                drop(slot);
+                self.log(Level::Error, "kv function called from another thread than the call's: refused");
+                Err(HostError::Invalid)
+            }
             None => Err(HostError::Unsupported),
         }
     }
@@ -457,7 +481,7 @@ unsafe extern "C" fn host_unwatch_fd(ctx: *mut c_void, fd: i32) -> MpStatus {
 }
 
 unsafe extern "C" fn host_get_extension(_ctx: *mut c_void, _id: MpStr) -> *const c_void {
-    // No host extensions in ABI 1.0.
+    // No host extensions yet (ABI 1.1).
     core::ptr::null()
 }
 

@@ -4,12 +4,13 @@
 
 use core::ffi::c_void;
 use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use meshpay_abi::sdk::{FdState, Level, TransportMode};
 use meshpay_abi::*;
 
-use crate::context::{HostAction, InstanceCtx, InstanceId, InstanceLabel, KvStore};
+use crate::context::{HostAction, HostError, InstanceCtx, InstanceId, InstanceLabel, KvStore};
 use crate::load::Plugin;
 
 /// Whether an instance is still called.
@@ -102,11 +103,57 @@ pub trait Routing: PluginInstance {
 pub trait Consensus: PluginInstance {
     /// `CallError::Failed { status: MP_ERR_INVALID, .. }` means refused.
     fn on_bundle(&mut self, kv: &mut dyn KvStore, bundle: &BundleInfo<'_>) -> Result<(), CallError>;
+    /// Several bundles in one call, in order, as one `on_bundle` each would
+    /// be handled: through the plugin's `on_bundles` (ABI 1.1) when it has
+    /// one, otherwise one `on_bundle` per bundle, each refused one undone
+    /// alone (the wrapper records what it overwrites in `kv` and drops what
+    /// the bundle queued).
+    ///
+    /// `Ok` holds one result per bundle; a refused bundle (`Err`) left no
+    /// write in `kv` and no queued action. `Err` of the whole: the caller
+    /// rolls back everything the call wrote to `kv` and drops its actions
+    /// (`take_actions`); it may then retry the bundles one by one.
+    fn on_bundles(
+        &mut self,
+        kv: &mut dyn KvStore,
+        bundles: &[BundleInfo<'_>],
+    ) -> Result<Vec<Result<(), CallError>>, CallError>;
+    /// Whether the plugin has its own `on_bundles` (ABI 1.1). Without it,
+    /// [`Consensus::on_bundles`] costs what `on_bundle` per bundle costs.
+    fn has_on_bundles(&self) -> bool;
+    /// A handle that calls the plugin's `prepare_bundles` (ABI 1.1) from
+    /// any thread, also while this instance is in another call; a no-op
+    /// when the plugin has none. See [`Preparer`] for what it guarantees.
+    fn preparer(&self) -> Preparer;
     /// Returns the JSON reply; a refusal that came with a reply is
     /// `CallError::Rejected` carrying it.
     fn on_control(&mut self, kv: &mut dyn KvStore, method: &str, body: &[u8]) -> Result<Vec<u8>, CallError>;
     fn on_timer(&mut self, kv: &mut dyn KvStore, timer_id: u64) -> Result<(), CallError>;
     fn on_fd(&mut self, fd: RawFd, events: u32) -> Result<FdState, CallError>;
+}
+
+/// Admission to an instance for calls from other threads (thread-safe
+/// plugin functions): each such call holds `lock` for reading while it
+/// runs and goes ahead only while `open`; the owner closes the gate under
+/// the write lock, which waits for the calls running, before `destroy`
+/// and when it disables or quarantines the instance. A thread-safe call
+/// that sees a panic closes it too (atomically; it holds the read lock).
+#[derive(Debug)]
+pub(crate) struct Gate {
+    lock: RwLock<()>,
+    open: AtomicBool,
+}
+
+impl Gate {
+    fn new() -> Arc<Gate> {
+        Arc::new(Gate { lock: RwLock::new(()), open: AtomicBool::new(true) })
+    }
+
+    /// Closes the gate; returns once no thread-safe call runs any more.
+    fn close(&self) {
+        let _w = self.lock.write().unwrap_or_else(|e| e.into_inner());
+        self.open.store(false, Ordering::SeqCst);
+    }
 }
 
 /// The parts every wrapper has.
@@ -119,6 +166,7 @@ pub(crate) struct Core {
     /// Set when the plugin panicked: it is never called again, not even
     /// `destroy`, and its memory is deliberately leaked.
     quarantined: bool,
+    gate: Arc<Gate>,
 }
 
 // SAFETY: the host never calls one instance from two threads at once (all
@@ -140,8 +188,15 @@ impl Core {
         };
         let mut instance = core::ptr::null_mut();
         let status = create(&mut instance);
-        let mut core =
-            Core { plugin, ctx, instance, destroy, state: InstanceState::Active, quarantined: false };
+        let mut core = Core {
+            plugin,
+            ctx,
+            instance,
+            destroy,
+            state: InstanceState::Active,
+            quarantined: false,
+            gate: Gate::new(),
+        };
         match status {
             MP_OK if !instance.is_null() => Ok(core),
             MP_OK => {
@@ -170,6 +225,11 @@ impl Core {
         if let InstanceState::Disabled { reason } = &self.state {
             return Err(CallError::Disabled { reason: reason.clone() });
         }
+        if self.ctx().is_quarantined() {
+            // A thread-safe call on another thread saw the plugin panic.
+            self.quarantine("prepare_bundles");
+            return Err(CallError::Panicked { what: "prepare_bundles" });
+        }
         match f(self.instance) {
             MP_OK => Ok(()),
             MP_ERR_AGAIN => Err(CallError::Again),
@@ -185,6 +245,7 @@ impl Core {
         let reason = format!("panicked in {what}");
         self.ctx().log(Level::Error, &format!("{reason}: disabling this instance; the router keeps running"));
         self.ctx().quarantine();
+        self.gate.close();
         self.quarantined = true;
         self.state = InstanceState::Disabled { reason };
     }
@@ -192,6 +253,7 @@ impl Core {
     pub(crate) fn disable(&mut self, reason: String) {
         if self.state == InstanceState::Active {
             self.ctx().log(Level::Warn, &format!("disabled: {reason}"));
+            self.gate.close();
             self.state = InstanceState::Disabled { reason };
         }
     }
@@ -218,6 +280,8 @@ impl Drop for Core {
             std::mem::forget(self.plugin.clone());
             return;
         }
+        // No thread-safe call may run during or after destroy.
+        self.gate.close();
         if !self.instance.is_null() {
             // SAFETY: created by this vtable, destroyed once.
             unsafe { (self.destroy)(self.instance) };
@@ -414,6 +478,118 @@ unsafe extern "C" fn append_reply(ctx: *mut c_void, data: MpBytes) -> MpStatus {
     MP_OK
 }
 
+/// What `on_bundles` finds in a status the plugin did not write: no status
+/// the ABI defines.
+const STATUS_UNSET: MpStatus = MpStatus::MIN;
+
+/// A bundle's result from its status in `on_bundles`.
+fn bundle_result(status: MpStatus) -> Result<(), CallError> {
+    match status {
+        MP_OK => Ok(()),
+        MP_ERR_AGAIN => Err(CallError::Again),
+        status => Err(CallError::Failed { what: "on_bundles", status }),
+    }
+}
+
+/// A [`KvStore`] that remembers what each write replaced, so the writes of
+/// one bundle can be undone while the rest of the call's stay (the fallback
+/// of [`Consensus::on_bundles`] for plugins without `on_bundles`).
+struct UndoKv<'a> {
+    inner: &'a mut dyn KvStore,
+    undo: Vec<(u32, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl UndoKv<'_> {
+    fn remember(&mut self, table: u32, key: &[u8]) -> Result<(), HostError> {
+        let old = self.inner.get(table, key)?.map(<[u8]>::to_vec);
+        self.undo.push((table, key.to_vec(), old));
+        Ok(())
+    }
+
+    /// Undoes every write since the last `keep`.
+    fn undo(&mut self) -> Result<(), HostError> {
+        while let Some((table, key, old)) = self.undo.pop() {
+            match old {
+                Some(v) => self.inner.put(table, &key, &v)?,
+                None => {
+                    self.inner.delete(table, &key)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn keep(&mut self) {
+        self.undo.clear();
+    }
+}
+
+impl KvStore for UndoKv<'_> {
+    fn open(&mut self, name: &str) -> Result<u32, HostError> {
+        self.inner.open(name)
+    }
+    fn get(&mut self, table: u32, key: &[u8]) -> Result<Option<&[u8]>, HostError> {
+        self.inner.get(table, key)
+    }
+    fn put(&mut self, table: u32, key: &[u8], value: &[u8]) -> Result<(), HostError> {
+        self.remember(table, key)?;
+        self.inner.put(table, key, value)
+    }
+    fn delete(&mut self, table: u32, key: &[u8]) -> Result<bool, HostError> {
+        self.remember(table, key)?;
+        self.inner.delete(table, key)
+    }
+    fn scan(
+        &mut self,
+        table: u32,
+        start: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), HostError> {
+        self.inner.scan(table, start, visit)
+    }
+}
+
+impl FfiConsensus {
+    /// `on_bundles` for a plugin without it: `on_bundle` per bundle, each
+    /// refused one undone alone, as separate calls would have been.
+    fn on_bundles_one_by_one(
+        &mut self,
+        kv: &mut dyn KvStore,
+        bundles: &[BundleInfo<'_>],
+    ) -> Result<Vec<Result<(), CallError>>, CallError> {
+        let f = optional(self.vtable.on_bundle, "on_bundle")?;
+        let ctx = self.core.ctx;
+        let mut undo = UndoKv { inner: kv, undo: Vec::new() };
+        let mut results = Vec::with_capacity(bundles.len());
+        for bundle in bundles {
+            let raw = bundle.as_raw();
+            // SAFETY: the context outlives the loan (freed only in Drop).
+            let mark = unsafe { &*ctx }.actions_len();
+            let r = {
+                let _loan = unsafe { &*ctx }.lend_kv(&mut undo);
+                self.core.call("on_bundle", |i| unsafe { f(i, &raw) })
+            };
+            match r {
+                Ok(()) => undo.keep(),
+                // Disabled now: the whole call fails (the caller rolls back).
+                Err(e @ (CallError::Panicked { .. } | CallError::Disabled { .. })) => return Err(e),
+                Err(e) => {
+                    undo.undo().map_err(|h| {
+                        unsafe { &*ctx }
+                            .log(Level::Error, &format!("undoing a refused bundle's writes: {h}"));
+                        CallError::Failed { what: "on_bundles", status: h.status() }
+                    })?;
+                    unsafe { &*ctx }.truncate_actions(mark);
+                    results.push(Err(e));
+                    continue;
+                }
+            }
+            results.push(Ok(()));
+        }
+        Ok(results)
+    }
+}
+
 impl Consensus for FfiConsensus {
     fn on_bundle(&mut self, kv: &mut dyn KvStore, bundle: &BundleInfo<'_>) -> Result<(), CallError> {
         let f = optional(self.vtable.on_bundle, "on_bundle")?;
@@ -422,6 +598,52 @@ impl Consensus for FfiConsensus {
         // SAFETY: the context outlives the loan (freed only in Drop).
         let _loan = unsafe { &*ctx }.lend_kv(kv);
         self.core.call("on_bundle", |i| unsafe { f(i, &raw) })
+    }
+
+    fn on_bundles(
+        &mut self,
+        kv: &mut dyn KvStore,
+        bundles: &[BundleInfo<'_>],
+    ) -> Result<Vec<Result<(), CallError>>, CallError> {
+        if bundles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(f) = self.vtable.on_bundles else {
+            return self.on_bundles_one_by_one(kv, bundles);
+        };
+        let raw: Vec<MpBundleInfo> = bundles.iter().map(BundleInfo::as_raw).collect();
+        let ptrs: Vec<*const MpBundleInfo> = raw.iter().map(|r| r as *const MpBundleInfo).collect();
+        let mut statuses = vec![STATUS_UNSET; bundles.len()];
+        let ctx = self.core.ctx;
+        {
+            // SAFETY: the context outlives the loan (freed only in Drop).
+            let _loan = unsafe { &*ctx }.lend_kv(kv);
+            let out = statuses.as_mut_ptr();
+            self.core.call("on_bundles", |i| unsafe { f(i, ptrs.as_ptr(), ptrs.len(), out) })?;
+        }
+        if let Some(i) = statuses.iter().position(|&s| s == STATUS_UNSET) {
+            // Its writes, if any, cannot be told apart: the call fails.
+            self.core.ctx().log(
+                Level::Error,
+                &format!("on_bundles returned MP_OK without a status for bundle {i} of {}", bundles.len()),
+            );
+            return Err(CallError::Failed { what: "on_bundles", status: MP_ERR_FAILED });
+        }
+        Ok(statuses.into_iter().map(bundle_result).collect())
+    }
+
+    fn has_on_bundles(&self) -> bool {
+        self.vtable.on_bundles.is_some()
+    }
+
+    fn preparer(&self) -> Preparer {
+        Preparer {
+            f: self.vtable.prepare_bundles,
+            instance: self.core.instance,
+            ctx: self.core.ctx,
+            gate: self.core.gate.clone(),
+            _plugin: self.core.plugin.clone(),
+        }
     }
 
     fn on_control(&mut self, kv: &mut dyn KvStore, method: &str, body: &[u8]) -> Result<Vec<u8>, CallError> {
@@ -455,5 +677,95 @@ impl Consensus for FfiConsensus {
     fn on_fd(&mut self, fd: RawFd, events: u32) -> Result<FdState, CallError> {
         let f = optional(self.vtable.on_fd, "on_fd")?;
         fd_state(self.core.call("on_fd", |i| unsafe { f(i, fd, events) }))
+    }
+}
+
+type PrepareFn = unsafe extern "C" fn(*mut c_void, *const *const MpBundleInfo, usize) -> MpStatus;
+
+/// Calls a consensus instance's `prepare_bundles` (ABI 1.1) from any
+/// thread: typically a worker checks the signatures of batch N+1 while the
+/// host thread runs batch N's `on_bundles` and commits it. Cloned freely;
+/// a no-op when the plugin has no `prepare_bundles`.
+///
+/// Why it is `Send + Sync`, although it holds the instance's raw pointers
+/// while the instance itself (a `Box<dyn Consensus>`, `Send` but not
+/// `Sync`) is in `&mut` calls on another thread:
+///
+/// * the ABI makes `prepare_bundles` thread-safe: it may run on any thread,
+///   several at once, and while any other call of the instance runs; the
+///   plugin may then use only the host functions that are thread-safe
+///   themselves (log, clock, sign, verify: `HostServices` is `Send + Sync`,
+///   the context's shared state is atomic or locked). The kv functions, the
+///   only ones that reach the caller's `&mut` store, refuse a thread other
+///   than the one of the call that lent the store;
+/// * the instance pointer and its context are used only under the read
+///   lock of the instance's gate, after checking it is open; the owner
+///   closes the gate under the write lock, which waits for running calls,
+///   before `destroy`, and when it disables or quarantines the instance. So
+///   no call runs during or after `destroy`, and a handle that outlives its
+///   instance only returns [`CallError::Disabled`];
+/// * the handle holds an `Arc<Plugin>`: the library stays loaded;
+/// * a panic (`MP_ERR_PANIC`) closes the gate and flags the context, so the
+///   owner quarantines the instance at its next call.
+///
+/// The SDK keeps its side sound the same way: host-thread calls borrow the
+/// plugin object, `prepare_bundles` only the separate `BundlePreparer`.
+#[derive(Clone)]
+pub struct Preparer {
+    f: Option<PrepareFn>,
+    instance: *mut c_void,
+    ctx: *const InstanceCtx,
+    gate: Arc<Gate>,
+    _plugin: Arc<Plugin>,
+}
+
+// SAFETY: see the type's documentation: the pointers are used only through
+// the thread-safe `prepare_bundles`, inside the gate.
+unsafe impl Send for Preparer {}
+unsafe impl Sync for Preparer {}
+
+impl core::fmt::Debug for Preparer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Preparer").field("active", &self.is_active()).finish()
+    }
+}
+
+impl Preparer {
+    /// Whether the plugin has `prepare_bundles` (otherwise calls do nothing).
+    pub fn is_active(&self) -> bool {
+        self.f.is_some()
+    }
+
+    /// Lets the plugin check `bundles` ahead of the call that will deliver
+    /// them. Errors are advisory (the later call checks everything); the
+    /// plugin logged why.
+    pub fn prepare_bundles(&self, bundles: &[BundleInfo<'_>]) -> Result<(), CallError> {
+        let Some(f) = self.f else { return Ok(()) };
+        if bundles.is_empty() {
+            return Ok(());
+        }
+        let raw: Vec<MpBundleInfo> = bundles.iter().map(BundleInfo::as_raw).collect();
+        let ptrs: Vec<*const MpBundleInfo> = raw.iter().map(|r| r as *const MpBundleInfo).collect();
+        let _read = self.gate.lock.read().unwrap_or_else(|e| e.into_inner());
+        if !self.gate.open.load(Ordering::SeqCst) {
+            return Err(CallError::Disabled { reason: "the instance is disabled or destroyed".into() });
+        }
+        // SAFETY: the gate is open and held: the instance and its context
+        // live until we release it; the function is thread-safe by the ABI.
+        match unsafe { f(self.instance, ptrs.as_ptr(), ptrs.len()) } {
+            MP_OK => Ok(()),
+            MP_ERR_AGAIN => Err(CallError::Again),
+            MP_ERR_PANIC => {
+                self.gate.open.store(false, Ordering::SeqCst);
+                let ctx = unsafe { &*self.ctx };
+                ctx.quarantine();
+                ctx.log(
+                    Level::Error,
+                    "panicked in prepare_bundles: the instance is disabled at its next call",
+                );
+                Err(CallError::Panicked { what: "prepare_bundles" })
+            }
+            status => Err(CallError::Failed { what: "prepare_bundles", status }),
+        }
     }
 }

@@ -16,6 +16,12 @@
 //!   its threads may still run), its callbacks into the host are refused, and
 //!   its memory and library stay in place. The router logs why and goes on.
 //!
+//! * ABI 1.1 consensus plugins take many bundles in one call
+//!   ([`Consensus::on_bundles`]; for a 1.0 plugin the wrapper calls
+//!   `on_bundle` per bundle and undoes each refused one alone) and check the
+//!   next batch ahead from another thread through a [`Preparer`], whose
+//!   documentation says why that is sound while the instance is in a call.
+//!
 //! Calls that reach the engine re-entrantly (emit a bundle, send routing
 //! control data, subscribe) are queued as [`HostAction`]s on the instance and
 //! collected with `take_actions` after the call: the host stays sans-IO and
@@ -31,6 +37,6 @@ mod load;
 
 pub use context::{HostAction, HostError, HostServices, InstanceId, InstanceLabel, KvStore, TransportEvents};
 pub use crypto::{verify_batch, verify_strict};
-pub use instance::{CallError, Consensus, InstanceState, PluginInstance, Routing, Transport};
+pub use instance::{CallError, Consensus, InstanceState, PluginInstance, Preparer, Routing, Transport};
 pub use load::{Descriptor, LoadError, Plugin, PluginSource, kind_names};
 pub use meshpay_abi::sdk::{FdState, Level, TransportMode};
