@@ -335,8 +335,8 @@ impl Drop for Netns {
 /// A veth pair joining `a` (interface `if_a`) and `b` (`if_b`), both up,
 /// with the given IPv4 addresses (a /24 each, for optional IPv4 use).
 pub fn veth(a: &Netns, if_a: &str, b: &Netns, if_b: &str) -> Result<(), String> {
-    let tmp_a = format!("v{}a{}", std::process::id() % 100_000, if_a.len() + if_b.len());
-    let tmp_b = format!("v{}b{}", std::process::id() % 100_000, if_a.len() + if_b.len());
+    // Unique per call: tests of one process run in parallel.
+    let (tmp_a, tmp_b) = veth_names();
     ip(&["link", "add", &tmp_a, "type", "veth", "peer", "name", &tmp_b])?;
     ip(&["link", "set", &tmp_a, "netns", &a.name, "name", if_a])?;
     ip(&["link", "set", &tmp_b, "netns", &b.name, "name", if_b])?;
@@ -416,8 +416,9 @@ impl NodeProc {
     }
 }
 
-/// Unique names for the temporary ends of veth pairs: `veth` derives them
-/// from the pid alone, which two tests of one process could share.
+/// Unique names for the temporary ends of veth pairs (before they move into
+/// their namespaces): a pid alone is shared by the tests of one process,
+/// which run in parallel.
 fn veth_names() -> (String, String) {
     static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
