@@ -13,7 +13,7 @@
 use meshpay_abi::sdk::{Level, PluginError};
 
 use crate::config::Role;
-use crate::env::{Env, TableId};
+use crate::env::{Env, TableId, active_hashes, active_key};
 use crate::error::{Error, Reason, refuse};
 use crate::keys::{Hash, Key, hex, quorum_endpoint};
 use crate::ledger;
@@ -141,10 +141,6 @@ const CATCH_UP: u64 = 8;
 
 fn pending_key(h: &Hash) -> Vec<u8> {
     [&b"p"[..], h].concat()
-}
-
-fn active_key(h: &Hash) -> Vec<u8> {
-    [&b"a"[..], h].concat()
 }
 
 pub fn load_pending(env: &dyn crate::env::ReadTables, h: &Hash) -> Result<Option<Pending>, PluginError> {
@@ -403,17 +399,7 @@ impl Core {
 
     /// Re-sends orders still waiting for votes.
     pub(crate) fn client_tick(&mut self, env: &dyn Env, clock: u64) -> Result<(), Error> {
-        let mut active = Vec::new();
-        env.scan(TableId::Pending, b"a", &mut |k, _| {
-            if k.len() != 33 || k[0] != b'a' {
-                return false;
-            }
-            let mut h = [0u8; 32];
-            h.copy_from_slice(&k[1..]);
-            active.push(h);
-            true
-        })?;
-        for h in active {
+        for h in active_hashes(env, TableId::Pending)? {
             let Some(mut p) = load_pending(env, &h)? else {
                 env.delete(TableId::Pending, &active_key(&h))?;
                 continue;

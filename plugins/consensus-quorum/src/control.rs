@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::client::{self, PendingState};
 use crate::config::Role;
-use crate::env::{Env, ReadTables, TableId};
+use crate::env::{Env, ReadTables, TableId, active_hashes};
 use crate::error::{Error, Reason, refuse};
 use crate::gateway;
 use crate::keys::{Address, Hash, Key, hex, parse_hex, parse_hex_vec, parse_key};
@@ -423,15 +423,7 @@ impl Core {
         let mut next = known.map_or(0, |a| a.next_sequence);
         // An order of this account still in flight holds its slot.
         let mut in_flight = Vec::new();
-        let mut active = Vec::new();
-        env.scan(TableId::Pending, b"a", &mut |k, _| {
-            if k.len() != 33 || k[0] != b'a' {
-                return false;
-            }
-            active.push(<[u8; 32]>::try_from(&k[1..]).unwrap_or_default());
-            true
-        })?;
-        for h in active {
+        for h in active_hashes(env, TableId::Pending)? {
             if let Some(p) = client::load_pending(env, &h)?
                 && p.order.body.sender == *account
                 && p.state == PendingState::Pending

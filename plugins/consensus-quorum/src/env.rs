@@ -7,7 +7,7 @@
 use meshpay_abi::sdk::{ConsensusHost, Host, Level, PluginError, Table};
 use meshpay_abi::{OutBundle, SignedMessage};
 
-use crate::keys::Sig;
+use crate::keys::{Hash, Sig};
 
 /// The plugin's tables (see `README.md` and [`crate::ledger`] for layouts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -87,6 +87,24 @@ pub trait ReadTables {
         start: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), PluginError>;
+}
+
+/// The key `a` | hash: marks an entry of `pending` (a client's order) or
+/// `gateway` (a withdrawal) as still active, so ticks visit only those.
+pub fn active_key(h: &Hash) -> Vec<u8> {
+    [&b"a"[..], h].concat()
+}
+
+/// The hashes marked active in table `t` (see [`active_key`]), in key order.
+pub fn active_hashes(env: &dyn ReadTables, t: TableId) -> Result<Vec<Hash>, PluginError> {
+    let mut active = Vec::new();
+    env.scan(t, b"a", &mut |k, _| {
+        let Some((b'a', rest)) = k.split_first() else { return false };
+        let Ok(h) = Hash::try_from(rest) else { return false };
+        active.push(h);
+        true
+    })?;
+    Ok(active)
 }
 
 /// The tables, read and write. Writes happen inside the host's transaction

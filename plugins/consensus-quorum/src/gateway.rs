@@ -14,7 +14,7 @@
 
 use meshpay_abi::sdk::{Level, PluginError};
 
-use crate::env::{Env, ReadTables, TableId};
+use crate::env::{Env, ReadTables, TableId, active_hashes, active_key};
 use crate::error::{Error, Reason, refuse};
 use crate::keys::{Hash, hex};
 use crate::ledger;
@@ -88,10 +88,6 @@ impl Withdrawal {
 
 fn record_key(h: &Hash) -> Vec<u8> {
     [&b"w"[..], h].concat()
-}
-
-fn active_key(h: &Hash) -> Vec<u8> {
-    [&b"a"[..], h].concat()
 }
 
 pub fn load_withdrawal(env: &dyn ReadTables, h: &Hash) -> Result<Option<Withdrawal>, PluginError> {
@@ -228,17 +224,7 @@ impl Core {
 
     /// Re-sends claims still gathering acknowledgements.
     pub(crate) fn gateway_tick(&mut self, env: &dyn Env, clock: u64) -> Result<(), Error> {
-        let mut active = Vec::new();
-        env.scan(TableId::Gateway, b"a", &mut |k, _| {
-            if k.len() != 33 || k[0] != b'a' {
-                return false;
-            }
-            let mut h = [0u8; 32];
-            h.copy_from_slice(&k[1..]);
-            active.push(h);
-            true
-        })?;
-        for h in active {
+        for h in active_hashes(env, TableId::Gateway)? {
             match load_withdrawal(env, &h)? {
                 Some(mut w) if w.state == GatewayState::Settling => {
                     if clock.saturating_sub(w.last_sent) >= self.cfg.resend_ms {
