@@ -274,11 +274,9 @@ impl Node {
                 tracing::info!("consensus: {id} {}", plugin.descriptor().version);
                 self.engine.set_consensus(instance);
             }
-            Ok(Err(CallError::Panicked { what })) => fail(self, format!("{id} panicked in {what}")),
             Ok(Err(e)) => {
-                let why =
-                    self.services.last_problem("consensus", name).unwrap_or_else(|| "see the log".into());
-                fail(self, format!("{id}: create failed ({e}): {why}"))
+                let reason = create_failure(&self.services, "consensus", name, &e);
+                fail(self, format!("{id}: {reason}"))
             }
             Err(e) => fail(self, format!("store: {e}")),
         }
@@ -428,13 +426,7 @@ impl Node {
                             slot.instance = Some(instance);
                         }
                         Err(e) => {
-                            let reason = match &e {
-                                CallError::Panicked { what } => format!("panicked in {what}"),
-                                other => match self.services.last_problem("transport", &name) {
-                                    Some(why) => format!("create failed ({other}): {why}"),
-                                    None => format!("create failed: {other}"),
-                                },
-                            };
+                            let reason = create_failure(&self.services, "transport", &name, &e);
                             tracing::error!(
                                 "transport \"{name}\" ({}): {reason}; this transport is disabled",
                                 plugin.descriptor().id
@@ -1030,6 +1022,18 @@ fn log_note(note: &Note) {
 }
 
 /// Loads a plugin by reference; the error is an operator-facing message.
+/// Why creating instance `name` of `kind` failed: the call's error and the
+/// plugin's own last warning (a status code alone says little).
+fn create_failure(services: &Services, kind: &'static str, name: &str, e: &CallError) -> String {
+    match e {
+        CallError::Panicked { what } => format!("panicked in {what}"),
+        other => match services.last_problem(kind, name) {
+            Some(why) => format!("create failed ({other}): {why}"),
+            None => format!("create failed: {other}"),
+        },
+    }
+}
+
 pub fn load_plugin(r: &PluginRef) -> Result<Arc<Plugin>, String> {
     match r {
         PluginRef::Builtin(id) => match builtins::find(id) {

@@ -143,8 +143,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Services {
     /// The last warning or error instance `name` of `kind` logged.
-    pub fn last_problem(&self, kind: &str, name: &str) -> Option<String> {
-        lock(&self.last_problem).iter().find(|((k, n), _)| *k == kind && n == name).map(|(_, m)| m.clone())
+    pub fn last_problem(&self, kind: &'static str, name: &str) -> Option<String> {
+        lock(&self.last_problem).get(&(kind, name.to_owned())).cloned()
     }
 
     pub fn new(identity: Arc<Identity>, node_name: String) -> Services {
