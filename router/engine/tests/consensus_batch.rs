@@ -5,51 +5,18 @@
 //! arrive. Two real engines with real LMDB stores, plugins through the
 //! real host (built-in descriptors), frames passed by hand.
 
-use std::sync::{Arc, Mutex};
+mod common;
 
-use meshpay_abi::sdk::{
-    ConsensusHost, ConsensusPlugin, Forwarder, Host, Level as SdkLevel, PluginError, RoutingHost,
-    RoutingPlugin, Table,
-};
-use meshpay_abi::{BundleInfo, MpPluginEntry, PeerInfo};
+use std::sync::Arc;
+
+use common::{Services, flood_entry};
+use meshpay_abi::sdk::{ConsensusHost, ConsensusPlugin, Host, Level as SdkLevel, PluginError, Table};
+use meshpay_abi::{BundleInfo, MpPluginEntry};
 use meshpay_engine::{Action, Clock, Engine, EngineConfig, Event, LinkId, Note, Submit};
-use meshpay_host::{HostError, HostServices, InstanceId, InstanceLabel, Level, Plugin};
+use meshpay_host::Plugin;
 use meshpay_store::{Store, StoreConfig};
 
 const GROUP: &str = "dtn://~ledger/test";
-
-/// Routing: every bundle to every neighbour.
-struct Flood;
-
-impl RoutingPlugin for Flood {
-    fn create(_: Host, _: RoutingHost, _: &[u8]) -> Result<Self, PluginError> {
-        Ok(Flood)
-    }
-    fn on_contact(&mut self, _: &PeerInfo<'_>, _: u32) -> Result<(), PluginError> {
-        Ok(())
-    }
-    fn decide(
-        &mut self,
-        _: &BundleInfo<'_>,
-        peers: &[PeerInfo<'_>],
-        out: &mut Forwarder<'_>,
-    ) -> Result<(), PluginError> {
-        for i in 0..peers.len() {
-            out.forward(i, 1)?;
-        }
-        Ok(())
-    }
-}
-
-meshpay_abi::meshpay_plugin! {
-    fn flood_entry;
-    id: "org.meshpay.test.flood",
-    name: "flood",
-    version: "0",
-    vendor: "tests",
-    description: "",
-    routing: Flood,
-}
 
 /// Consensus: subscribes to `GROUP`, records each accepted payload in table
 /// "seen", refuses payloads starting with "bad". ABI 1.0 only.
@@ -157,41 +124,6 @@ meshpay_abi::meshpay_plugin! {
     consensus: Ledger11,
 }
 
-struct Services {
-    key: [u8; 32],
-    logs: Mutex<Vec<String>>,
-}
-
-impl HostServices for Services {
-    fn log(&self, _: &InstanceLabel, _: Level, message: &str) {
-        self.logs.lock().unwrap().push(message.to_owned());
-    }
-    fn now_ms(&self) -> u64 {
-        0
-    }
-    fn node_key(&self) -> [u8; 32] {
-        self.key
-    }
-    fn node_endpoint(&self) -> String {
-        format!("dtn://{}/", self.key.iter().map(|b| format!("{b:02x}")).collect::<String>())
-    }
-    fn sign(&self, _: &[u8]) -> [u8; 64] {
-        [0; 64]
-    }
-    fn set_timer(&self, _: InstanceId, _: u64, _: u64) -> Result<(), HostError> {
-        Err(HostError::Unsupported)
-    }
-    fn cancel_timer(&self, _: InstanceId, _: u64) -> bool {
-        false
-    }
-    fn watch_fd(&self, _: InstanceId, _: i32, _: u32) -> Result<(), HostError> {
-        Err(HostError::Unsupported)
-    }
-    fn unwatch_fd(&self, _: InstanceId, _: i32) -> Result<(), HostError> {
-        Err(HostError::Unsupported)
-    }
-}
-
 struct Node {
     engine: Engine,
     store: Store,
@@ -203,7 +135,7 @@ const CLOCK: Clock = Clock { mono_ms: 1, unix_ms: 1_800_000_000_000 };
 
 impl Node {
     fn new(key: u8, consensus: Option<fn() -> &'static MpPluginEntry>) -> Node {
-        let services = Arc::new(Services { key: [key; 32], logs: Mutex::default() });
+        let services = Arc::new(Services::new([key; 32]));
         let routing =
             Plugin::builtin(flood_entry).unwrap().create_routing("flood", b"{}", services.clone()).unwrap();
         let dir = tempfile::tempdir().unwrap();

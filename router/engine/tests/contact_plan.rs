@@ -2,81 +2,15 @@
 //! no sleeps, the same code the daemon runs. Each node has a real LMDB store
 //! and a routing plugin loaded through the real ABI (a built-in descriptor).
 
+mod common;
+
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use meshpay_abi::sdk::{Forwarder, Host, PluginError, RoutingHost, RoutingPlugin};
-use meshpay_abi::{BundleInfo, PeerInfo};
+use common::{Services, flood_entry};
 use meshpay_engine::{Action, Clock, Engine, EngineConfig, Event, LinkId, Submit};
-use meshpay_host::{HostError, HostServices, InstanceId, InstanceLabel, Level, Plugin};
+use meshpay_host::Plugin;
 use meshpay_store::{Store, StoreConfig};
-
-/// Epidemic, written here so this test does not depend on the plugin crates.
-struct Flood;
-
-impl RoutingPlugin for Flood {
-    fn create(_: Host, _: RoutingHost, _: &[u8]) -> Result<Self, PluginError> {
-        Ok(Flood)
-    }
-    fn on_contact(&mut self, _: &PeerInfo<'_>, _: u32) -> Result<(), PluginError> {
-        Ok(())
-    }
-    fn decide(
-        &mut self,
-        _: &BundleInfo<'_>,
-        peers: &[PeerInfo<'_>],
-        out: &mut Forwarder<'_>,
-    ) -> Result<(), PluginError> {
-        for i in 0..peers.len() {
-            out.forward(i, 1)?;
-        }
-        Ok(())
-    }
-}
-
-meshpay_abi::meshpay_plugin! {
-    fn flood_entry;
-    id: "org.meshpay.test.flood",
-    name: "flood",
-    version: "0",
-    vendor: "tests",
-    description: "",
-    routing: Flood,
-}
-
-/// Host services on virtual time.
-struct Virtual {
-    now: Mutex<u64>,
-    key: [u8; 32],
-}
-
-impl HostServices for Virtual {
-    fn log(&self, _: &InstanceLabel, _: Level, _: &str) {}
-    fn now_ms(&self) -> u64 {
-        *self.now.lock().unwrap()
-    }
-    fn node_key(&self) -> [u8; 32] {
-        self.key
-    }
-    fn node_endpoint(&self) -> String {
-        format!("dtn://{}/", self.key.iter().map(|b| format!("{b:02x}")).collect::<String>())
-    }
-    fn sign(&self, _: &[u8]) -> [u8; 64] {
-        [0; 64]
-    }
-    fn set_timer(&self, _: InstanceId, _: u64, _: u64) -> Result<(), HostError> {
-        Err(HostError::Unsupported)
-    }
-    fn cancel_timer(&self, _: InstanceId, _: u64) -> bool {
-        false
-    }
-    fn watch_fd(&self, _: InstanceId, _: i32, _: u32) -> Result<(), HostError> {
-        Err(HostError::Unsupported)
-    }
-    fn unwatch_fd(&self, _: InstanceId, _: i32) -> Result<(), HostError> {
-        Err(HostError::Unsupported)
-    }
-}
 
 struct Node {
     engine: Engine,
@@ -102,7 +36,7 @@ impl Sim {
         let nodes = (0..n)
             .map(|i| {
                 let key = [i as u8 + 1; 32];
-                let services = Arc::new(Virtual { now: Mutex::new(0), key });
+                let services = Arc::new(Services::new(key));
                 let routing = plugin.create_routing("flood", b"{}", services).unwrap();
                 let dir = tempfile::tempdir().unwrap();
                 let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
