@@ -7,9 +7,10 @@
 //! With a batch of bundles in one call, the plugin can
 //!
 //! 1. check every signature first, spread over threads (the host's
-//!    `verify`, `verify_batch` and `sign` are thread-safe in the ABI), and
-//!    verify the signatures of *all* certificates of the batch in one large
-//!    batch verification (cheaper per signature than many small ones);
+//!    `verify`, `verify_batch` and `sign` are thread-safe in the ABI), in
+//!    large batch verifications: the orders' signatures in groups
+//!    ([`crate::checks::order_group`]), and the certificates' signatures
+//!    together (cheaper per signature than many small batches);
 //! 2. do the ledger work in arrival order, on the host thread, exactly as
 //!    the single-bundle path does (the same functions: `Core::decide_order`,
 //!    [`Core::apply_verified`]), each lock written before its vote exists;
@@ -115,11 +116,19 @@ impl Core {
         // Signatures, spread over threads.
         let orders: Vec<usize> =
             (0..work.len()).filter(|&i| matches!(work[i], Work::Order { pre: false, .. })).collect();
-        let checked = par_map(threads, &orders, |&i| match &work[i] {
-            Work::Order { order, .. } => self.verify_order(crypto, order),
-            _ => Ok(()),
+        let groups: Vec<&[usize]> =
+            orders.chunks(crate::checks::order_group(orders.len(), threads)).collect();
+        let checked = par_map(threads, &groups, |group| {
+            let orders: Vec<&Order> = group
+                .iter()
+                .filter_map(|&i| match &work[i] {
+                    Work::Order { order, .. } => Some(order),
+                    _ => None,
+                })
+                .collect();
+            self.checker.verify_orders(crypto, &orders)
         });
-        for (&i, r) in orders.iter().zip(checked) {
+        for (&i, r) in orders.iter().zip(checked.into_iter().flatten()) {
             if let Err(e) = r {
                 work[i] = Work::Done(Err(e));
             }
