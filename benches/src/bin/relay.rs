@@ -82,10 +82,13 @@ fn cpu_us(pid: u32) -> u64 {
     // Fields after the command name (which may hold spaces): utime is the
     // 12th and stime the 13th of them.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // (Every field counts for the position: `state` is a letter and
+    // `tpgid` is -1 for a daemon.)
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    f.get(10).zip(f.get(11)).map_or(0, |(u, s)| (u + s) * 1_000_000 / hz)
+    (field(11) + field(12)) * 1_000_000 / hz
 }
 
 /// Receives `count` payloads at C, acknowledging as it goes; records each
@@ -220,7 +223,10 @@ fn main() {
     veth(a, "eth0", b, "eth0").unwrap();
     veth(b, "eth1", c, "eth0").unwrap();
     // On the real disk (not tmpfs): the store's fsyncs are part of the cost.
-    let dir = tempfile::Builder::new().prefix("meshpay-relay-").tempdir_in("/var/tmp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("meshpay-relay-")
+        .tempdir_in(std::env::var("RELAY_DIR").unwrap_or("/var/tmp".into()))
+        .unwrap();
     let na = NodeProc::start_in(a, &dir.path().join("a"), &config("A", &["eth0"]));
     let nb = NodeProc::start_in(b, &dir.path().join("b"), &config("B", &["eth0", "eth1"]));
     let nc = NodeProc::start_in(c, &dir.path().join("c"), &config("C", &["eth0"]));

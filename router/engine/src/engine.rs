@@ -13,7 +13,7 @@ use meshpay_bundle::{BundleView, Eid, EidRef, Limits};
 use meshpay_host::{CallError, Consensus, HostAction, InstanceId, Routing};
 use meshpay_store::{Batch, BundleMeta, Insert, StoreError};
 
-use crate::frame::{AckStatus, Frame, FrameRepr, MAX_SUMMARY_IDS, id_prefix};
+use crate::frame::{AckStatus, Acks, Frame, FrameRepr, MAX_ACKS_PER_FRAME, MAX_SUMMARY_IDS, id_prefix};
 use crate::peer::{Id, InFlight, Neighbour, Queued, TokenBucket};
 
 /// One link: a transport instance and a peer address on it.
@@ -269,8 +269,10 @@ pub struct Engine {
     hello_sent: HashMap<LinkId, u64>,
     neighbours: BTreeMap<[u8; 32], Neighbour>,
     /// Copies of a bundle promised to neighbours (queued or in flight).
-    reserved: HashMap<Id, u32>,
+    reserved: foldhash::HashMap<Id, u32>,
     actions: VecDeque<Action>,
+    /// Some neighbour has acknowledgements queued (`Neighbour::acks_due`).
+    acks_due: bool,
     counters: Counters,
     next_expiry_unix: Option<u64>,
     /// `unix_ms - mono_ms` at the last event, to turn expiry times into
@@ -321,8 +323,9 @@ impl Engine {
             links: BTreeMap::new(),
             hello_sent: HashMap::new(),
             neighbours: BTreeMap::new(),
-            reserved: HashMap::new(),
+            reserved: Default::default(),
             actions: VecDeque::new(),
+            acks_due: false,
             counters: Counters::default(),
             next_expiry_unix: None,
             unix_offset: 0,
@@ -506,7 +509,11 @@ impl Engine {
                 }
             }
             FrameRepr::Bundle { copies, bundle } => self.on_bundle(clock, batch, &key, copies, bundle)?,
-            FrameRepr::Ack { id, status } => self.on_ack(clock, batch, &key, id, status)?,
+            FrameRepr::Ack { acks } => {
+                for (id, status) in acks.iter() {
+                    self.on_ack(clock, batch, &key, id, status)?;
+                }
+            }
             FrameRepr::Control { data } => {
                 let endpoint = self.neighbours[&key].endpoint.clone();
                 let r = self.routing.on_control(&endpoint, data);
@@ -562,10 +569,11 @@ impl Engine {
             signal: None,
             since_ms: clock.mono_ms,
             summary_done: false,
-            has: HashSet::new(),
+            has: Default::default(),
+            acks_due: Vec::new(),
             queue: VecDeque::new(),
-            pending: HashSet::new(),
-            inflight: HashMap::new(),
+            pending: Default::default(),
+            inflight: Default::default(),
             inbound: TokenBucket::new(rate.bundles_per_s, rate.bundles_per_s * rate.burst_s, clock.mono_ms),
             inbound_bytes: TokenBucket::new(rate.bytes_per_s, rate.bytes_per_s * rate.burst_s, clock.mono_ms),
             held_from: batch
@@ -598,10 +606,41 @@ impl Engine {
         Ok(())
     }
 
+    /// Queues an acknowledgement; they go out grouped, per neighbour
+    /// ([`Engine::flush_acks`]).
     fn ack(&mut self, key: &[u8; 32], id: Id, status: AckStatus) {
-        if let Some(n) = self.neighbours.get(key) {
-            let link = n.link().clone();
-            self.send(link, &FrameRepr::Ack { id, status });
+        let Some(n) = self.neighbours.get_mut(key) else { return };
+        Acks::push(&mut n.acks_due, &id, status);
+        if n.acks_due.len() >= MAX_ACKS_PER_FRAME * Acks::ENTRY_LEN {
+            self.flush_acks_to(key);
+        } else {
+            self.acks_due = true;
+        }
+    }
+
+    /// Sends a neighbour's queued acknowledgements, up to
+    /// `MAX_ACKS_PER_FRAME` in a frame.
+    fn flush_acks_to(&mut self, key: &[u8; 32]) {
+        let Some(n) = self.neighbours.get_mut(key) else { return };
+        let due = std::mem::take(&mut n.acks_due);
+        let link = n.link().clone();
+        for chunk in due.chunks(MAX_ACKS_PER_FRAME * Acks::ENTRY_LEN) {
+            let acks = Acks::new(chunk).expect("entries written by Acks::push");
+            self.send(link.clone(), &FrameRepr::Ack { acks });
+        }
+    }
+
+    /// Turns every queued acknowledgement into frames. Runs when the driver
+    /// takes the actions, that is after the batch that stored what they
+    /// acknowledge has committed (or to drop them with an aborted one).
+    fn flush_acks(&mut self) {
+        if !std::mem::take(&mut self.acks_due) {
+            return;
+        }
+        let keys: Vec<[u8; 32]> =
+            self.neighbours.iter().filter(|(_, n)| !n.acks_due.is_empty()).map(|(k, _)| *k).collect();
+        for key in keys {
+            self.flush_acks_to(&key);
         }
     }
 
@@ -1388,6 +1427,7 @@ impl Engine {
 
     /// The next action, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
+        self.flush_acks();
         self.actions.pop_front()
     }
 

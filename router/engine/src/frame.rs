@@ -14,9 +14,14 @@
 //!  HELLO    node key (32)
 //!  SUMMARY  flags (1: bit 0 = more follow) | count (u16) | count × id prefix (u64)
 //!  BUNDLE   copies (u32) | bundle (BPv7 bytes)
-//!  ACK      id (32) | status (1)
+//!  ACK      count × (id (32) | status (1)), count ≥ 1
 //!  CONTROL  routing plugin data
 //! ```
+//! One ACK frame answers up to [`MAX_ACKS_PER_FRAME`] bundles: a relay
+//! receiving a window of bundles answers with a frame per 40 of them, not a
+//! frame (and a system call at each end) per bundle. A one-entry ACK is the
+//! same bytes as before ACKs were grouped.
+//!
 //! Integers are big-endian. An unknown version or type, or a length that
 //! does not fit, is an error the engine counts and drops, never a panic.
 
@@ -145,6 +150,56 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 }
 
+/// The entries of an ACK frame, checked: `count × (id (32) | status (1))`,
+/// at least one, each status known. Borrowed from the frame (zero-copy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Acks<'a>(&'a [u8]);
+
+/// Most entries in one ACK frame: the frame stays within one 1500-byte
+/// datagram (4 + 40 × 33 = 1324 bytes).
+pub const MAX_ACKS_PER_FRAME: usize = 40;
+
+impl<'a> Acks<'a> {
+    /// Bytes per entry.
+    pub const ENTRY_LEN: usize = 33;
+
+    /// Checks `entries` (as [`Acks::push`] writes them).
+    pub fn new(entries: &'a [u8]) -> Result<Acks<'a>, Error> {
+        if entries.is_empty() || !entries.len().is_multiple_of(Self::ENTRY_LEN) {
+            return Err(Error::BadLength);
+        }
+        if entries.chunks_exact(Self::ENTRY_LEN).any(|e| AckStatus::from_u8(e[32]).is_none()) {
+            return Err(Error::BadValue);
+        }
+        Ok(Acks(entries))
+    }
+
+    /// Appends one entry to an encoding buffer.
+    pub fn push(buf: &mut Vec<u8>, id: &[u8; 32], status: AckStatus) {
+        buf.extend_from_slice(id);
+        buf.push(status as u8);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len() / Self::ENTRY_LEN
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = ([u8; 32], AckStatus)> + 'a {
+        self.0.chunks_exact(Self::ENTRY_LEN).map(|e| {
+            let status = AckStatus::from_u8(e[32]).expect("checked in Acks::new");
+            (e[..32].try_into().expect("32 bytes"), status)
+        })
+    }
+
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
 /// The high-level form of a frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FrameRepr<'a> {
@@ -164,8 +219,7 @@ pub enum FrameRepr<'a> {
         bundle: &'a [u8],
     },
     Ack {
-        id: [u8; 32],
-        status: AckStatus,
+        acks: Acks<'a>,
     },
     Control {
         data: &'a [u8],
@@ -210,13 +264,7 @@ impl<'a> FrameRepr<'a> {
                 }
                 Ok(FrameRepr::Bundle { copies: be_u32(&p[..4]), bundle: &p[4..] })
             }
-            frame_type::ACK => {
-                if p.len() != 33 {
-                    return Err(Error::BadLength);
-                }
-                let status = AckStatus::from_u8(p[32]).ok_or(Error::BadValue)?;
-                Ok(FrameRepr::Ack { id: p[..32].try_into().expect("32 bytes"), status })
-            }
+            frame_type::ACK => Ok(FrameRepr::Ack { acks: Acks::new(p)? }),
             frame_type::CONTROL => Ok(FrameRepr::Control { data: p }),
             t => Err(Error::UnknownType(t)),
         }
@@ -239,7 +287,7 @@ impl<'a> FrameRepr<'a> {
                 FrameRepr::Hello { .. } => 32,
                 FrameRepr::Summary { prefixes, .. } => 3 + 8 * prefixes.len(),
                 FrameRepr::Bundle { bundle, .. } => 4 + bundle.len(),
-                FrameRepr::Ack { .. } => 33,
+                FrameRepr::Ack { acks } => acks.as_bytes().len(),
                 FrameRepr::Control { data } => data.len(),
             }
     }
@@ -264,10 +312,7 @@ impl<'a> FrameRepr<'a> {
                 out.extend_from_slice(&copies.to_be_bytes());
                 out.extend_from_slice(bundle);
             }
-            FrameRepr::Ack { id, status } => {
-                out.extend_from_slice(id);
-                out.push(*status as u8);
-            }
+            FrameRepr::Ack { acks } => out.extend_from_slice(acks.as_bytes()),
             FrameRepr::Control { data } => out.extend_from_slice(data),
         }
     }
@@ -303,7 +348,13 @@ mod tests {
         round_trip(&FrameRepr::Summary { more: true, prefixes: vec![1, u64::MAX, 42] });
         round_trip(&FrameRepr::Summary { more: false, prefixes: vec![] });
         round_trip(&FrameRepr::Bundle { copies: 4, bundle: b"\x9f\x88bundle" });
-        round_trip(&FrameRepr::Ack { id: [9; 32], status: AckStatus::Later });
+        let mut acks = Vec::new();
+        Acks::push(&mut acks, &[9; 32], AckStatus::Later);
+        round_trip(&FrameRepr::Ack { acks: Acks::new(&acks).unwrap() });
+        Acks::push(&mut acks, &[3; 32], AckStatus::Stored);
+        round_trip(&FrameRepr::Ack { acks: Acks::new(&acks).unwrap() });
+        let one = FrameRepr::Ack { acks: Acks::new(&acks[..33]).unwrap() }.to_vec();
+        assert_eq!(&one[4..], &[&[9u8; 32][..], &[2]].concat()[..], "one entry: the ungrouped layout");
         round_trip(&FrameRepr::Control { data: b"prophet" });
         assert_eq!(&FrameRepr::Hello { node_key: [7; 32] }.to_vec()[..4], b"MP\x01\x01");
     }
@@ -319,9 +370,15 @@ mod tests {
         assert_eq!(parse(b"MP\x01\x02\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x01"), Err(Error::BadLength));
         assert_eq!(parse(b"MP\x01\x02\x04\x00\x00"), Err(Error::BadValue));
         assert_eq!(parse(b"MP\x01\x03\x00\x00\x00"), Err(Error::BadLength));
-        let mut ack = FrameRepr::Ack { id: [0; 32], status: AckStatus::Stored }.to_vec();
+        let mut entries = Vec::new();
+        Acks::push(&mut entries, &[0; 32], AckStatus::Stored);
+        Acks::push(&mut entries, &[1; 32], AckStatus::Duplicate);
+        let mut ack = FrameRepr::Ack { acks: Acks::new(&entries).unwrap() }.to_vec();
         *ack.last_mut().unwrap() = 9;
         assert_eq!(parse(&ack), Err(Error::BadValue));
+        ack.pop();
+        assert_eq!(parse(&ack), Err(Error::BadLength), "a partial entry");
+        assert_eq!(parse(b"MP\x01\x04"), Err(Error::BadLength), "no entry");
     }
 
     proptest! {
@@ -335,6 +392,18 @@ mod tests {
             if let Ok(f) = Frame::new_checked(&bytes[..]) {
                 let _ = FrameRepr::parse(&f);
             }
+        }
+
+        #[test]
+        fn acks_round_trip(entries in proptest::collection::vec((any::<[u8; 32]>(), 0u8..4), 1..=MAX_ACKS_PER_FRAME)) {
+            let mut buf = Vec::new();
+            for (id, s) in &entries {
+                Acks::push(&mut buf, id, AckStatus::from_u8(*s).unwrap());
+            }
+            let acks = Acks::new(&buf).unwrap();
+            prop_assert_eq!(acks.len(), entries.len());
+            prop_assert!(acks.iter().map(|(id, s)| (id, s as u8)).eq(entries.iter().copied()));
+            round_trip(&FrameRepr::Ack { acks });
         }
 
         #[test]

@@ -1,7 +1,10 @@
 //! Per-neighbour state: links, what the neighbour holds, the send queue,
 //! bundles in flight, and the inbound rate limit.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+// Keyed per process and fast: these are touched for every bundle.
+use foldhash::{HashMap, HashSet};
 
 use crate::LinkId;
 
@@ -66,6 +69,8 @@ pub(crate) struct Neighbour {
     pub summary_done: bool,
     /// Id prefixes it holds (from its summary, its bundles, its ACKs).
     pub has: HashSet<u64>,
+    /// Acknowledgements not sent yet (`Acks` entries).
+    pub acks_due: Vec<u8>,
     pub queue: VecDeque<Queued>,
     /// Ids queued or in flight, to queue each bundle once.
     pub pending: HashSet<Id>,

@@ -228,3 +228,41 @@ fn runs_are_deterministic() {
     assert_eq!(first.0.iter().map(Vec::len).sum::<usize>(), 20);
     assert_eq!(first, run());
 }
+
+#[test]
+fn a_batch_of_bundles_is_acknowledged_in_grouped_ack_frames() {
+    let mut sim = Sim::new(2);
+    sim.contact_up(0, 1);
+    sim.run_until(1_000);
+    let dest = format!("{}inbox", sim.endpoint(1));
+    sim.step(0, |e, c, batch| {
+        for i in 0..100 {
+            let payload = format!("p{i}");
+            let s = Submit {
+                destination: &dest,
+                source_service: "test",
+                payload: payload.as_bytes(),
+                lifetime_ms: Some(600_000),
+                priority: 1,
+            };
+            e.submit(c, batch, s).unwrap();
+        }
+    });
+    // Node 1 takes the bundle frames in flight (a window's worth) in one
+    // batch, as the daemon does with what its transports read in one turn.
+    let frames: Vec<Vec<u8>> = sim.wire.drain(..).filter(|(to, _, _)| *to == 1).map(|(_, _, f)| f).collect();
+    let n = frames.len();
+    assert!(n > 40, "a window of {n}");
+    let link = Sim::link(1, 0);
+    sim.step(1, |e, c, batch| {
+        let events = frames.iter().map(|f| Event::Frame { link: link.clone(), data: f });
+        e.handle_batch(c, batch, events).unwrap();
+    });
+    let acks: Vec<&Vec<u8>> = sim.wire.iter().filter(|(to, _, _)| *to == 0).map(|(_, _, f)| f).collect();
+    assert_eq!(acks.len(), n.div_ceil(40), "{n} acknowledgements in frames of at most 40");
+    assert!(acks.iter().all(|f| f[3] == meshpay_engine::frame::frame_type::ACK));
+    sim.run_until(120_000);
+    assert_eq!(sim.delivered[1].len(), 100);
+    assert_eq!(sim.nodes[0].engine.counters().bundles_acked, 100);
+    assert_eq!(sim.nodes[0].engine.counters().retransmits, 0, "every bundle acknowledged");
+}

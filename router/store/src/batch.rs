@@ -3,6 +3,7 @@
 
 use heed::RwTxn;
 
+use crate::index::{Pending, SEEN_ONLY};
 use crate::record::{BundleMeta, Delivery, Id, Reader};
 use crate::{Store, StoreError, Table};
 
@@ -28,6 +29,13 @@ pub enum Insert {
     /// No room: everything evictable has higher priority, or the bundle was
     /// created here (local bundles are refused rather than evict others).
     Full,
+}
+
+/// Key of the `held_meta` and `held_data` tables: the bundle's insertion
+/// sequence number, big-endian, so new bundles append at the right edge of
+/// the B-trees (see `lib.rs` on write amplification).
+pub(crate) fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
 }
 
 fn expiry_key(expires: u64, id: &Id) -> [u8; 40] {
@@ -60,6 +68,8 @@ pub struct Batch<'s> {
     /// Plugin tables created in this transaction: their handles die with it
     /// if it aborts.
     pub(crate) created_tables: Vec<String>,
+    /// Changes to the id index, applied when the transaction commits.
+    index: Pending,
 }
 
 impl Drop for Batch<'_> {
@@ -77,7 +87,12 @@ impl Drop for Batch<'_> {
 
 impl<'s> Batch<'s> {
     pub(crate) fn new(store: &'s Store) -> Result<Batch<'s>, StoreError> {
-        Ok(Batch { store, txn: Some(store.env.write_txn()?), created_tables: Vec::new() })
+        Ok(Batch {
+            store,
+            txn: Some(store.env.write_txn()?),
+            created_tables: Vec::new(),
+            index: Pending::default(),
+        })
     }
 
     pub(crate) fn txn(&self) -> &RwTxn<'s> {
@@ -97,6 +112,7 @@ impl<'s> Batch<'s> {
         match txn.commit() {
             Ok(()) => {
                 self.created_tables.clear();
+                self.store.index().apply(std::mem::take(&mut self.index));
                 Ok(())
             }
             Err(e) => {
@@ -129,7 +145,20 @@ impl<'s> Batch<'s> {
 
     /// Whether the store holds or has seen the bundle.
     pub fn is_known(&self, id: &Id) -> Result<bool, StoreError> {
-        Ok(self.store.tables.seen.get(self.txn(), id)?.is_some())
+        Ok(self.index.lookup(&self.store.index(), id).is_some())
+    }
+
+    /// The sequence number `id` was stored under, if it was (whether it is
+    /// still held is `held_meta`'s to say).
+    fn stored_seq(&self, id: &Id) -> Option<u64> {
+        self.index.lookup(&self.store.index(), id).filter(|&s| s != SEEN_ONLY)
+    }
+
+    fn meta_at(&self, seq: u64) -> Result<Option<BundleMeta>, StoreError> {
+        match self.store.tables.meta.get(self.txn(), &seq_key(seq))? {
+            Some(v) => Ok(Some(BundleMeta::decode(v)?)),
+            None => Ok(None),
+        }
     }
 
     /// Bytes held now.
@@ -161,8 +190,11 @@ impl<'s> Batch<'s> {
                 if freed >= need || k[0] > meta.priority {
                     break;
                 }
+                let seq = u64::from_be_bytes(
+                    k[1..9].try_into().map_err(|_| StoreError::Damaged("eviction index"))?,
+                );
                 let id: Id = k[9..41].try_into().map_err(|_| StoreError::Damaged("eviction index"))?;
-                let Some(m) = self.meta(&id)? else { continue };
+                let Some(m) = self.meta_at(seq)? else { continue };
                 if m.local {
                     continue;
                 }
@@ -181,13 +213,14 @@ impl<'s> Batch<'s> {
         meta.seq = self.next_seq()?;
         meta.size = size as u32;
         let (t, txn) = self.parts();
-        t.meta.put(txn, &meta.id, &meta.encode())?;
-        t.data.put(txn, &meta.id, bytes)?;
-        t.seen.put(txn, &meta.id, &meta.expires_unix_ms.to_le_bytes())?;
+        // (Appends: the sequence number is the largest yet.)
+        t.meta.put(txn, &seq_key(meta.seq), &meta.encode())?;
+        t.data.put(txn, &seq_key(meta.seq), bytes)?;
         t.expiry.put(txn, &expiry_key(meta.expires_unix_ms, &meta.id), &[])?;
         t.evict.put(txn, &evict_key(meta.priority, meta.seq, &meta.id), &[])?;
         let held = self.held_bytes()?;
         self.set_counter(HELD_BYTES, held + size)?;
+        self.index.set(&meta.id, meta.seq);
         Ok(Insert::Stored { evicted })
     }
 
@@ -198,21 +231,24 @@ impl<'s> Batch<'s> {
             return Ok(false);
         }
         let (t, txn) = self.parts();
-        t.seen.put(txn, id, &expires_unix_ms.to_le_bytes())?;
         t.expiry.put(txn, &expiry_key(expires_unix_ms, id), &[])?;
+        self.index.set(id, SEEN_ONLY);
         Ok(true)
     }
 
     pub fn meta(&self, id: &Id) -> Result<Option<BundleMeta>, StoreError> {
-        match self.store.tables.meta.get(self.txn(), id)? {
-            Some(v) => Ok(Some(BundleMeta::decode(v)?)),
-            None => Ok(None),
-        }
+        let Some(seq) = self.stored_seq(id) else { return Ok(None) };
+        Ok(self.meta_at(seq)?.filter(|m| m.id == *id))
     }
 
     /// The bundle's bytes, borrowed from the transaction.
     pub fn data(&self, id: &Id) -> Result<Option<&[u8]>, StoreError> {
-        Ok(self.store.tables.data.get(self.txn(), id)?)
+        let Some(seq) = self.stored_seq(id) else { return Ok(None) };
+        let t = &self.store.tables;
+        match t.meta.get(self.txn(), &seq_key(seq))? {
+            Some(m) if BundleMeta::id_of(m)? == *id => Ok(t.data.get(self.txn(), &seq_key(seq))?),
+            _ => Ok(None),
+        }
     }
 
     /// Updates the copies count of a held bundle.
@@ -220,7 +256,7 @@ impl<'s> Batch<'s> {
         if let Some(mut m) = self.meta(id)? {
             m.copies = copies;
             let (t, txn) = self.parts();
-            t.meta.put(txn, id, &m.encode())?;
+            t.meta.put(txn, &seq_key(m.seq), &m.encode())?;
         }
         Ok(())
     }
@@ -229,8 +265,10 @@ impl<'s> Batch<'s> {
     pub fn remove(&mut self, id: &Id) -> Result<bool, StoreError> {
         let Some(m) = self.meta(id)? else { return Ok(false) };
         let (t, txn) = self.parts();
-        t.meta.delete(txn, id)?;
-        t.data.delete(txn, id)?;
+        t.meta.delete(txn, &seq_key(m.seq))?;
+        t.data.delete(txn, &seq_key(m.seq))?;
+        // (The id index keeps its entry: with `held_meta` empty at that
+        // sequence number, the id reads as seen.)
         t.evict.delete(txn, &evict_key(m.priority, m.seq, id))?;
         let held = self.held_bytes()?;
         self.set_counter(HELD_BYTES, held.saturating_sub(u64::from(m.size)))?;
@@ -256,8 +294,8 @@ impl<'s> Batch<'s> {
                 dropped.push(id);
             }
             let (t, txn) = self.parts();
-            t.seen.delete(txn, &id)?;
             t.expiry.delete(txn, &expiry_key(at, &id))?;
+            self.index.remove(&id);
         }
         Ok(dropped)
     }
@@ -272,7 +310,7 @@ impl<'s> Batch<'s> {
         }
     }
 
-    /// Every held bundle's metadata, in id order.
+    /// Every held bundle's metadata, oldest first.
     pub fn held(&self) -> Result<Vec<BundleMeta>, StoreError> {
         let mut out = Vec::new();
         for item in self.store.tables.meta.iter(self.txn())? {
@@ -282,12 +320,12 @@ impl<'s> Batch<'s> {
         Ok(out)
     }
 
-    /// Ids of every held bundle, in id order.
+    /// Ids of every held bundle, oldest first.
     pub fn held_ids(&self) -> Result<Vec<Id>, StoreError> {
         let mut out = Vec::new();
         for item in self.store.tables.meta.iter(self.txn())? {
-            let (k, _) = item?;
-            out.push(k.try_into().map_err(|_| StoreError::Damaged("bundle id"))?);
+            let (_, v) = item?;
+            out.push(BundleMeta::id_of(v)?);
         }
         Ok(out)
     }
@@ -370,6 +408,7 @@ mod tests {
             let mut b = s.batch().unwrap();
             assert_eq!(b.insert(&meta(1, 1, 0, false), b"one").unwrap(), Insert::Stored { evicted: vec![] });
             assert_eq!(b.insert(&meta(1, 1, 0, false), b"one").unwrap(), Insert::Duplicate);
+            assert!(b.mark_seen(&[5; 32], 20_000).unwrap());
             b.commit().unwrap();
             let mut b = s.batch().unwrap();
             b.insert(&meta(2, 1, 0, false), b"two").unwrap();
@@ -379,7 +418,56 @@ mod tests {
         let b = s.batch().unwrap();
         assert_eq!(b.data(&[1; 32]).unwrap(), Some(&b"one"[..]));
         assert!(!b.is_known(&[2; 32]).unwrap());
+        assert!(b.is_known(&[5; 32]).unwrap() && b.meta(&[5; 32]).unwrap().is_none(), "seen, not held");
+        assert_eq!(s.known_ids(), 2);
         assert_eq!(b.held_bytes().unwrap(), 3);
+    }
+
+    #[test]
+    fn a_store_keyed_by_id_is_moved_over_when_opened() {
+        // The layout before bundles were keyed by sequence number, written
+        // by hand: one held bundle, one id only seen.
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let env = unsafe { heed::EnvOpenOptions::new().map_size(64 << 20).max_dbs(16).open(dir.path()) }
+                .unwrap();
+            let mut txn = env.write_txn().unwrap();
+            let mut table =
+                |name| env.create_database::<heed::types::Bytes, heed::types::Bytes>(&mut txn, Some(name));
+            let (meta_t, data_t, seen_t, expiry_t, evict_t, state_t) = (
+                table("bundle_meta").unwrap(),
+                table("bundle_data").unwrap(),
+                table("seen").unwrap(),
+                table("expiry").unwrap(),
+                table("evict").unwrap(),
+                table("state").unwrap(),
+            );
+            let mut held = meta(1, 1, 5, false);
+            held.seq = 7;
+            meta_t.put(&mut txn, &held.id, &held.encode()).unwrap();
+            data_t.put(&mut txn, &held.id, b"hello").unwrap();
+            seen_t.put(&mut txn, &held.id, &held.expires_unix_ms.to_le_bytes()).unwrap();
+            expiry_t.put(&mut txn, &expiry_key(held.expires_unix_ms, &held.id), &[]).unwrap();
+            evict_t.put(&mut txn, &evict_key(1, 7, &held.id), &[]).unwrap();
+            seen_t.put(&mut txn, &[2; 32], &20_000u64.to_le_bytes()).unwrap();
+            expiry_t.put(&mut txn, &expiry_key(20_000, &[2; 32]), &[]).unwrap();
+            state_t.put(&mut txn, HELD_BYTES, &5u64.to_le_bytes()).unwrap();
+            state_t.put(&mut txn, NEXT_SEQ, &8u64.to_le_bytes()).unwrap();
+            txn.commit().unwrap();
+        }
+        let s = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        let mut b = s.batch().unwrap();
+        assert_eq!(b.data(&[1; 32]).unwrap(), Some(&b"hello"[..]));
+        assert_eq!(b.meta(&[1; 32]).unwrap().map(|m| m.seq), Some(7));
+        assert!(b.is_known(&[2; 32]).unwrap() && b.meta(&[2; 32]).unwrap().is_none());
+        assert_eq!(b.held_ids().unwrap(), vec![[1; 32]]);
+        assert_eq!(b.insert(&meta(1, 1, 0, false), b"hello").unwrap(), Insert::Duplicate);
+        // New bundles follow it; expiry still drops both kinds.
+        assert!(matches!(b.insert(&meta(3, 1, 0, false), b"new").unwrap(), Insert::Stored { .. }));
+        assert_eq!(b.meta(&[3; 32]).unwrap().map(|m| m.seq), Some(8));
+        assert_eq!(b.expire(30_000).unwrap().len(), 2);
+        assert!(!b.is_known(&[1; 32]).unwrap() && !b.is_known(&[2; 32]).unwrap());
+        b.commit().unwrap();
     }
 
     #[test]

@@ -100,6 +100,15 @@ impl BundleMeta {
         out
     }
 
+    /// Just the id of an encoded record (it comes right after the version).
+    pub(crate) fn id_of(buf: &[u8]) -> Result<Id, StoreError> {
+        let mut r = Reader::new(buf, "bundle metadata");
+        if r.u8()? != META_VERSION {
+            return Err(StoreError::Damaged("bundle metadata (unknown version)"));
+        }
+        r.id()
+    }
+
     pub(crate) fn decode(buf: &[u8]) -> Result<BundleMeta, StoreError> {
         let mut r = Reader::new(buf, "bundle metadata");
         if r.u8()? != META_VERSION {
