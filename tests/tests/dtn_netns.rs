@@ -343,6 +343,10 @@ fn a_hostile_peer_cannot_stop_the_node_and_honest_traffic_still_arrives() {
     assert!(c["frames_malformed"].as_u64().unwrap() > 0, "{c}");
     assert!(c["bundles_rate_limited"].as_u64().unwrap() > 0, "B never limited the flood: {c}");
     assert!(s["store"]["bytes"].as_u64().unwrap() <= 4 << 20, "H filled B's store: {}", s["store"]);
+    // The id index covers every bundle held (and the ids only seen); it
+    // grows with what the quota lets in, not with the flood.
+    let (held, known) = (s["store"]["bundles"].as_u64().unwrap(), s["store"]["known_ids"].as_u64().unwrap());
+    assert!(known >= held && known <= held + valid_sent + 64, "{}", s["store"]);
     for n in [na, nb, nc] {
         assert_eq!(n.stop().code(), Some(0));
     }

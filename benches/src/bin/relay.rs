@@ -225,6 +225,7 @@ fn main() {
     // On the real disk (not tmpfs): the store's fsyncs are part of the cost.
     let dir = tempfile::Builder::new()
         .prefix("meshpay-relay-")
+        // `RELAY_DIR` for another file system (a tmpfs, to see what the disk costs).
         .tempdir_in(std::env::var("RELAY_DIR").unwrap_or("/var/tmp".into()))
         .unwrap();
     let na = NodeProc::start_in(a, &dir.path().join("a"), &config("A", &["eth0"]));
