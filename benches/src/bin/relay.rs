@@ -245,8 +245,10 @@ fn main() {
     let small_load = Workload { dest: &small_dest, service: "small", count: small_n, size: 200, batch: 2000 };
     let pids = [na.pid(), b_pid, nc.pid()];
     let cpu_before = pids.map(cpu_us);
+    let app_before = cpu_us(std::process::id());
     let small = throughput(&na, &nc, small_load, b_pid, &rss);
     let cpu_after = pids.map(cpu_us);
+    let app_us = (cpu_us(std::process::id()) - app_before) as f64 / small_n as f64;
     let rss_after_small = rss_kb(b_pid, "RssAnon:");
     let file_after_small = rss_kb(b_pid, "RssFile:");
     let marks = rss.lock().unwrap().clone();
@@ -265,6 +267,12 @@ fn main() {
     let cpu_bound = 2e6 / total_us.max(0.001);
     println!("relay_200b_cpu_bound_bundles_per_s {cpu_bound:.0} 1/s");
     println!("relay_200b_cpu_bound_ratio {:.2} x", small.bundles_per_s / cpu_bound);
+    // The applications (this process: A's sender encoding JSON and base64,
+    // C's receiver decoding it) share the same two cores.
+    println!("relay_200b_cpu_us_per_bundle_apps {app_us:.1} us");
+    let with_apps = 2e6 / (total_us + app_us).max(0.001);
+    println!("relay_200b_cpu_bound_with_apps_bundles_per_s {with_apps:.0} 1/s");
+    println!("relay_200b_cpu_bound_with_apps_ratio {:.2} x", small.bundles_per_s / with_apps);
     let large_dest = dest("large");
     let large_load =
         Workload { dest: &large_dest, service: "large", count: large_n, size: 64 * 1024, batch: 16 };
