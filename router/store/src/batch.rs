@@ -76,6 +76,7 @@ pub struct Batch<'s> {
     /// written back by `commit` (every insert changes both; reading and
     /// writing them in LMDB each time was a fifth of an insert).
     held: Cell<Option<u64>>,
+    held_changed: bool,
     next_seq: Option<u64>,
 }
 
@@ -100,6 +101,7 @@ impl<'s> Batch<'s> {
             created_tables: Vec::new(),
             index: Pending::default(),
             held: Cell::new(None),
+            held_changed: false,
             next_seq: None,
         })
     }
@@ -117,7 +119,7 @@ impl<'s> Batch<'s> {
     /// Makes everything in the batch durable (fsync). On error the batch is
     /// aborted: nothing in it happened.
     pub fn commit(mut self) -> Result<(), StoreError> {
-        if let Some(held) = self.held.get() {
+        if let Some(held) = self.held.get().filter(|_| self.held_changed) {
             self.set_counter(HELD_BYTES, held)?;
         }
         if let Some(seq) = self.next_seq {
@@ -159,6 +161,11 @@ impl<'s> Batch<'s> {
         };
         self.next_seq = Some(seq + 1);
         Ok(seq)
+    }
+
+    fn set_held(&mut self, held: u64) {
+        self.held.set(Some(held));
+        self.held_changed = true;
     }
 
     /// Whether the store holds or has seen the bundle.
@@ -244,7 +251,7 @@ impl<'s> Batch<'s> {
         t.expiry.put(txn, &expiry_key(meta.expires_unix_ms, &meta.id), &[])?;
         t.evict.put(txn, &evict_key(meta.priority, meta.seq, &meta.id), &[])?;
         let held = self.held_bytes()?;
-        self.held.set(Some(held + size));
+        self.set_held(held + size);
         self.index.set(&meta.id, meta.seq);
         Ok(Insert::Stored { evicted })
     }
@@ -296,7 +303,7 @@ impl<'s> Batch<'s> {
         // sequence number, the id reads as seen.)
         t.evict.delete(txn, &evict_key(m.priority, m.seq, id))?;
         let held = self.held_bytes()?;
-        self.held.set(Some(held.saturating_sub(u64::from(m.size))));
+        self.set_held(held.saturating_sub(u64::from(m.size)));
         Ok(true)
     }
 
