@@ -101,14 +101,7 @@ impl Checker {
     /// whatever batch they come in.
     pub fn verify_order(&self, crypto: &dyn Crypto, order: &Order) -> Result<(), Error> {
         let msg = order.body.signing_message(self.cfg.committee.hash());
-        let item = order_item(order, &msg);
-        match crypto.verify_batch(&[item]) {
-            Ok(()) => Ok(()),
-            Err(_) => refuse(
-                Reason::BadSignature,
-                format!("the signature of sender {} does not verify", hex(&order.body.sender)),
-            ),
-        }
+        verify_order_alone(crypto, order_item(order, &msg))
     }
 
     /// The senders' signatures of several orders in one batch verification
@@ -122,7 +115,7 @@ impl Checker {
         if crypto.verify_batch(&items).is_ok() {
             return orders.iter().map(|_| Ok(())).collect();
         }
-        orders.iter().map(|o| self.verify_order(crypto, o)).collect()
+        items.into_iter().map(|item| verify_order_alone(crypto, item)).collect()
     }
 
     /// Weight of distinct committee members among `signers`; refuses
@@ -270,6 +263,18 @@ impl Checker {
 /// (a batch's per-signature cost falls steeply up to there).
 pub fn order_group(n: usize, threads: usize) -> usize {
     n.div_ceil(threads.max(1) * 4).clamp(16, 128)
+}
+
+/// An order's signature (`item`, from [`order_item`]) in a batch of one: the
+/// rule [`Checker::verify_order`] gives every path.
+fn verify_order_alone(crypto: &dyn Crypto, item: SignedMessage<'_>) -> Result<(), Error> {
+    match crypto.verify_batch(&[item]) {
+        Ok(()) => Ok(()),
+        Err(_) => refuse(
+            Reason::BadSignature,
+            format!("the signature of sender {} does not verify", hex(item.public_key)),
+        ),
+    }
 }
 
 /// An order's signature, as a batch item.

@@ -1120,8 +1120,7 @@ impl Engine {
         id: &Id,
         copies: u32,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(meta) = batch.meta(id)? else { return Ok(None) };
-        let Some(bytes) = batch.data(id)? else { return Ok(None) };
+        let Some((meta, bytes)) = batch.bundle(id)? else { return Ok(None) };
         let held = clock.unix_ms.saturating_sub(meta.received_unix_ms);
         // The frame header, then the bundle as the next hop gets it, written
         // straight into the frame (no intermediate copy of the payload).

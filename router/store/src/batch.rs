@@ -273,14 +273,13 @@ impl<'s> Batch<'s> {
         Ok(self.meta_at(seq)?.filter(|m| m.id == *id))
     }
 
-    /// The bundle's bytes, borrowed from the transaction.
-    pub fn data(&self, id: &Id) -> Result<Option<&[u8]>, StoreError> {
+    /// A held bundle's metadata and bytes (borrowed from the transaction),
+    /// with one lookup of the id.
+    pub fn bundle(&self, id: &Id) -> Result<Option<(BundleMeta, &[u8])>, StoreError> {
         let Some(seq) = self.stored_seq(id) else { return Ok(None) };
-        let t = &self.store.tables;
-        match t.meta.get(self.txn(), &seq_key(seq))? {
-            Some(m) if BundleMeta::id_of(m)? == *id => Ok(t.data.get(self.txn(), &seq_key(seq))?),
-            _ => Ok(None),
-        }
+        let Some(meta) = self.meta_at(seq)?.filter(|m| m.id == *id) else { return Ok(None) };
+        let bytes = self.store.tables.data.get(self.txn(), &seq_key(seq))?;
+        Ok(bytes.map(|b| (meta, b)))
     }
 
     /// Updates the copies count of a held bundle.
@@ -448,7 +447,7 @@ mod tests {
         }
         let s = Store::open(dir.path(), StoreConfig::default()).unwrap();
         let b = s.batch().unwrap();
-        assert_eq!(b.data(&[1; 32]).unwrap(), Some(&b"one"[..]));
+        assert_eq!(b.bundle(&[1; 32]).unwrap().map(|(_, d)| d), Some(&b"one"[..]));
         assert!(!b.is_known(&[2; 32]).unwrap());
         assert!(b.is_known(&[5; 32]).unwrap() && b.meta(&[5; 32]).unwrap().is_none(), "seen, not held");
         assert_eq!(s.known_ids(), 2);
@@ -489,7 +488,7 @@ mod tests {
         }
         let s = Store::open(dir.path(), StoreConfig::default()).unwrap();
         let mut b = s.batch().unwrap();
-        assert_eq!(b.data(&[1; 32]).unwrap(), Some(&b"hello"[..]));
+        assert_eq!(b.bundle(&[1; 32]).unwrap().map(|(_, d)| d), Some(&b"hello"[..]));
         assert_eq!(b.meta(&[1; 32]).unwrap().map(|m| m.seq), Some(7));
         assert!(b.is_known(&[2; 32]).unwrap() && b.meta(&[2; 32]).unwrap().is_none());
         assert_eq!(b.held_ids().unwrap(), vec![[1; 32]]);

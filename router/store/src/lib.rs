@@ -152,13 +152,13 @@ fn rebuild_index(txn: &heed::RoTxn, t: &Tables) -> Result<index::IdIndex, StoreE
 /// Stores written before bundles were keyed by sequence number had
 /// `bundle_meta` and `bundle_data` keyed by id and a `seen` table. Moves
 /// their entries over, inside the opening transaction (all or nothing), and
-/// empties the old tables. Returns how many held bundles moved.
-fn migrate_id_keyed(env: &Env, txn: &mut heed::RwTxn, t: &Tables) -> Result<u64, StoreError> {
+/// empties the old tables.
+fn migrate_id_keyed(env: &Env, txn: &mut heed::RwTxn, t: &Tables) -> Result<(), StoreError> {
     let old = |txn: &heed::RwTxn, name| env.open_database::<Bytes, Bytes>(txn, Some(name));
     let (Some(meta), Some(data), Some(seen)) =
         (old(txn, "bundle_meta")?, old(txn, "bundle_data")?, old(txn, "seen")?)
     else {
-        return Ok(0);
+        return Ok(());
     };
     let metas: Vec<Vec<u8>> =
         meta.iter(txn)?.map(|item| item.map(|(_, v)| v.to_vec())).collect::<Result<_, _>>()?;
@@ -172,7 +172,7 @@ fn migrate_id_keyed(env: &Env, txn: &mut heed::RwTxn, t: &Tables) -> Result<u64,
     meta.clear(txn)?;
     data.clear(txn)?;
     seen.clear(txn)?;
-    Ok(metas.len() as u64)
+    Ok(())
 }
 
 impl Store {
