@@ -7,26 +7,14 @@
 mod common;
 
 use common::{Delivery, GROUP, Kind, Net};
-use meshpay_abi::{BundleInfo, MP_COPIES_UNLIMITED};
+use meshpay_abi::BundleInfo;
 use meshpay_consensus_quorum::PLUGIN_ID;
 use meshpay_host::HostAction;
 
 use Kind::{Authority, Client};
 
 fn info(d: &Delivery) -> BundleInfo<'_> {
-    BundleInfo {
-        id: b"id",
-        source: &d.source,
-        destination: &d.destination,
-        priority: 2,
-        created_ms: 0,
-        lifetime_ms: 3_600_000,
-        age_ms: 0,
-        payload_len: d.payload.len() as u64,
-        hop_count: 1,
-        copies: MP_COPIES_UNLIMITED,
-        payload: &d.payload,
-    }
+    d.info(b"id")
 }
 
 /// `prepare` on a worker thread (joined), then `items` to node `i` in one

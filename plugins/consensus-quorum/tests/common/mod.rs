@@ -145,6 +145,23 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// The bundle as a consensus plugin is handed it, with bundle id `id`.
+    pub fn info<'a>(&'a self, id: &'a [u8]) -> BundleInfo<'a> {
+        BundleInfo {
+            id,
+            source: &self.source,
+            destination: &self.destination,
+            priority: 2,
+            created_ms: 0,
+            lifetime_ms: 3_600_000,
+            age_ms: 0,
+            payload_len: self.payload.len() as u64,
+            hop_count: 1,
+            copies: MP_COPIES_UNLIMITED,
+            payload: &self.payload,
+        }
+    }
+
     pub fn message(&self) -> Option<Message> {
         Message::parse(&self.payload).ok()
     }
@@ -382,19 +399,7 @@ impl Net {
             return Err("node is down".into());
         }
         let id = d.payload.len().to_be_bytes();
-        let info = BundleInfo {
-            id: &id,
-            source: &d.source,
-            destination: &d.destination,
-            priority: 2,
-            created_ms: 0,
-            lifetime_ms: 3_600_000,
-            age_ms: 0,
-            payload_len: d.payload.len() as u64,
-            hop_count: 1,
-            copies: MP_COPIES_UNLIMITED,
-            payload: &d.payload,
-        };
+        let info = d.info(&id);
         self.call(d.to, commit, |p, kv| p.on_bundle(kv, &info))
     }
 
