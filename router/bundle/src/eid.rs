@@ -196,8 +196,45 @@ fn check_ipn(node: u64, service: u64) -> Result<(), EidError> {
     if node == 0 && service != 0 { Err(EidError::IpnNodeZero) } else { Ok(()) }
 }
 
+/// Whether every byte is one a node name may hold as it is, without an early
+/// exit: a branch-free pass (the common case, a 64-digit meshpay node name,
+/// took a mispredicted branch per byte otherwise).
+fn plain_node_name(node: &[u8]) -> bool {
+    node.iter().fold(true, |ok, &b| ok & NODE_NAME_BYTE[usize::from(b)])
+}
+
+/// Whether every byte is a visible ASCII character, branch-free.
+fn plain_demux(demux: &[u8]) -> bool {
+    demux.iter().fold(true, |ok, &b| ok & (0x21..=0x7e).contains(&b))
+}
+
 /// Splits a dtn SSP `//node/demux` into validated node name and demux.
+///
+/// Runs for every endpoint of every bundle parsed (three or four per
+/// bundle, at every hop), so the common case (valid UTF-8, a plain node
+/// name and demux) takes a fast path: `str::find` for the delimiter and
+/// branch-free checks. Anything else goes the careful way, which names the
+/// problem.
 fn split_dtn_ssp(ssp: &[u8]) -> Result<(&str, &str), EidError> {
+    if let Some(rest) = ssp.strip_prefix(b"//")
+        && let Ok(text) = core::str::from_utf8(rest)
+        && let Some(slash) = text.find('/')
+    {
+        let (node, demux) = (&text[..slash], &text[slash + 1..]);
+        if !node.is_empty()
+            && node.len() <= MAX_NODE_NAME_LEN
+            && demux.len() <= MAX_DEMUX_LEN
+            && plain_node_name(node.as_bytes())
+            && plain_demux(demux.as_bytes())
+        {
+            return Ok((node, demux));
+        }
+    }
+    split_dtn_ssp_checked(ssp)
+}
+
+/// [`split_dtn_ssp`] byte by byte, reporting the first problem found.
+fn split_dtn_ssp_checked(ssp: &[u8]) -> Result<(&str, &str), EidError> {
     let rest = ssp.strip_prefix(b"//").ok_or(EidError::MissingSlashes)?;
     let slash = rest.iter().position(|&b| b == b'/').ok_or_else(|| {
         // Report the more telling problem of a name without delimiter.
@@ -321,6 +358,43 @@ impl Eid {
 }
 
 impl<'a> EidRef<'a> {
+    /// Parses EID text (`dtn://node/demux`, `dtn:none`, `ipn:n.s`), validated as
+    /// [`Eid::from_str`](std::str::FromStr) does, borrowing the names from `s`: no allocation,
+    /// for the per-bundle paths that only look at an endpoint kept as text.
+    pub fn parse(s: &'a str) -> Result<EidRef<'a>, EidError> {
+        if let Some(ssp) = s.strip_prefix("dtn:") {
+            if ssp == "none" {
+                return Ok(EidRef::None);
+            }
+            let (node, demux) = split_dtn_ssp(ssp.as_bytes())?;
+            Ok(EidRef::Dtn { node, demux })
+        } else if let Some(ssp) = s.strip_prefix("ipn:") {
+            let (node, service) = ssp.split_once('.').ok_or(EidError::InvalidIpnNumber)?;
+            let (node, service) = (parse_ipn_number(node)?, parse_ipn_number(service)?);
+            check_ipn(node, service)?;
+            Ok(EidRef::Ipn { node, service })
+        } else {
+            Err(EidError::UnknownScheme)
+        }
+    }
+
+    /// The EID as text, like `to_string()` but allocated once at its final size (`Display`
+    /// through `to_string` grows the string a piece at a time; this runs for every bundle
+    /// received).
+    pub fn to_text(self) -> String {
+        match self {
+            EidRef::Dtn { node, demux } => {
+                let mut s = String::with_capacity(7 + node.len() + demux.len());
+                s.push_str("dtn://");
+                s.push_str(node);
+                s.push('/');
+                s.push_str(demux);
+                s
+            }
+            other => other.to_string(),
+        }
+    }
+
     pub fn to_eid(self) -> Eid {
         match self {
             EidRef::None => Eid::None,
@@ -418,18 +492,7 @@ impl FromStr for Eid {
     type Err = EidError;
 
     fn from_str(s: &str) -> Result<Eid, EidError> {
-        if let Some(ssp) = s.strip_prefix("dtn:") {
-            if ssp == "none" {
-                return Ok(Eid::None);
-            }
-            let (node, demux) = split_dtn_ssp(ssp.as_bytes())?;
-            Ok(Eid::Dtn { node: node.to_owned(), demux: demux.to_owned() })
-        } else if let Some(ssp) = s.strip_prefix("ipn:") {
-            let (node, service) = ssp.split_once('.').ok_or(EidError::InvalidIpnNumber)?;
-            Eid::ipn(parse_ipn_number(node)?, parse_ipn_number(service)?)
-        } else {
-            Err(EidError::UnknownScheme)
-        }
+        EidRef::parse(s).map(EidRef::to_eid)
     }
 }
 
@@ -527,6 +590,9 @@ mod tests {
         ] {
             let eid = parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
             assert_eq!(eid.to_string(), s);
+            // The borrowed parse and the one-allocation text form agree with both.
+            assert_eq!(EidRef::parse(s).unwrap(), eid.view(), "{s}");
+            assert_eq!(EidRef::parse(s).unwrap().to_text(), s);
             let mut wire = Vec::new();
             encode(&mut wire, eid.view());
             assert_eq!(wire.len(), encoded_len(eid.view()), "{s}");
