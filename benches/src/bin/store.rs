@@ -12,7 +12,16 @@
 //! * `store_write_bytes_per_bundle_{first,last}`: bytes the process sent to
 //!   the disk per bundle (`/proc/self/io` `write_bytes`): the store's write
 //!   amplification, what bounds a relay of three stores on one disk;
-//! * `store_file_mb`: the LMDB file's size at the end.
+//! * `store_file_mb`: the LMDB file's size at the end;
+//! * `store_index_heap_bytes_per_seen_id`: growth of the id index's heap
+//!   (`Store::index_heap_bytes`, an estimate) per id seen, from a quarter of
+//!   the run to its end, and `store_rss_anon_bytes_per_seen_id`, the same
+//!   for the process's anonymous memory (`/proc/self/status` `RssAnon`: the
+//!   index, LMDB's page buffers, the allocator's slack);
+//! * `store_index_heap_kb`: the index's heap at the end;
+//! * `store_expire_all_us_per_bundle`: then one batch expiring everything
+//!   (what the run deferred: every id seen must be forgotten in the end),
+//!   per bundle of the run.
 //!
 //! `cargo run --release -p meshpay-benches --bin store [-- --quick]`
 
@@ -23,6 +32,13 @@ use meshpay_store::{BundleMeta, Insert, Store, StoreConfig};
 fn write_bytes() -> u64 {
     let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
     io.lines().find_map(|l| l.strip_prefix("write_bytes: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+fn rss_anon_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb =
+        status.lines().find_map(|l| l.strip_prefix("RssAnon:")).and_then(|v| v.trim().strip_suffix("kB"));
+    kb.and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0) * 1024
 }
 
 fn id(n: u64) -> [u8; 32] {
@@ -61,6 +77,7 @@ fn main() {
     let batches = count / batch;
     let tenth = (batches / 10).max(1);
     let mut phases = Vec::new();
+    let mut quarter = None;
     let (mut t0, mut w0) = (Instant::now(), write_bytes());
     for b in 0..batches {
         if b % tenth == 0 {
@@ -83,6 +100,9 @@ fn main() {
             let bundles = (tenth * batch) as f64;
             phases.push((bundles / secs, (write_bytes() - w0) as f64 / bundles));
         }
+        if b == batches / 4 {
+            quarter = Some((store.known_ids(), store.index_heap_bytes(), rss_anon_bytes()));
+        }
     }
     let (first, last) = (phases[0], phases[phases.len() - 1]);
     print("store_bundles_per_s_first", first.0, "1/s");
@@ -91,4 +111,18 @@ fn main() {
     print("store_write_bytes_per_bundle_last", last.1, "B");
     let file = std::fs::metadata(dir.path().join("data.mdb")).map(|m| m.len()).unwrap_or(0);
     print("store_file_mb", file as f64 / 1e6, "MB");
+    // (Held bundles are the same number at both points: the ids added are
+    // ids seen.)
+    let (known0, heap0, rss0) = quarter.expect("more than four batches");
+    let (known, heap, rss) = (store.known_ids(), store.index_heap_bytes(), rss_anon_bytes());
+    let seen = (known - known0) as f64;
+    print("store_index_heap_bytes_per_seen_id", (heap as f64 - heap0 as f64) / seen, "B");
+    print("store_rss_anon_bytes_per_seen_id", (rss as f64 - rss0 as f64) / seen, "B");
+    print("store_index_heap_kb", heap as f64 / 1024.0, "kB");
+    let t0 = Instant::now();
+    let mut txn = store.batch().expect("a batch");
+    txn.expire(u64::MAX).expect("expire");
+    txn.commit().expect("commit");
+    assert_eq!(store.known_ids(), 0);
+    print("store_expire_all_us_per_bundle", t0.elapsed().as_secs_f64() * 1e6 / count as f64, "us");
 }

@@ -5,12 +5,14 @@ use std::cell::Cell;
 
 use heed::RwTxn;
 
-use crate::index::{Pending, SEEN_ONLY};
+use crate::index::{Pending, prefix};
 use crate::record::{BundleMeta, Delivery, Id, Reader};
-use crate::{Store, StoreError, Table};
+use crate::{Store, StoreError, Table, seen};
 
 pub(crate) const HELD_BYTES: &[u8] = b"held_bytes";
 const NEXT_SEQ: &[u8] = b"next_seq";
+/// Seen entries expiring at or before this are gone (`index.rs`).
+pub(crate) const WATERMARK: &[u8] = b"seen_watermark";
 
 pub(crate) fn read_u64(table: &Table, txn: &heed::RoTxn, key: &[u8]) -> Result<u64, StoreError> {
     match table.get(txn, key)? {
@@ -40,6 +42,8 @@ pub(crate) fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
+/// Key of the `expiry` table, which lists held bundles only (seen ids
+/// expire through the watermark).
 fn expiry_key(expires: u64, id: &Id) -> [u8; 40] {
     let mut k = [0u8; 40];
     k[..8].copy_from_slice(&expires.to_be_bytes());
@@ -78,6 +82,12 @@ pub struct Batch<'s> {
     held: Cell<Option<u64>>,
     held_changed: bool,
     next_seq: Option<u64>,
+    /// Ids seen in this batch and not yet frozen into a run (prefix,
+    /// expiry): one record of the seen log, written at commit.
+    log: Vec<(u64, u64)>,
+    /// Entries of merging earned by this batch: [`seen::MERGE_WORK`] per
+    /// seen id recorded, done at commit.
+    merge_credit: usize,
 }
 
 impl Drop for Batch<'_> {
@@ -103,6 +113,8 @@ impl<'s> Batch<'s> {
             held: Cell::new(None),
             held_changed: false,
             next_seq: None,
+            log: Vec::new(),
+            merge_credit: 0,
         })
     }
 
@@ -119,6 +131,11 @@ impl<'s> Batch<'s> {
     /// Makes everything in the batch durable (fsync). On error the batch is
     /// aborted: nothing in it happened.
     pub fn commit(mut self) -> Result<(), StoreError> {
+        self.merge_work()?;
+        if !self.log.is_empty() {
+            let txn = self.txn.as_mut().expect("a batch holds its transaction until commit");
+            seen::log_write(&self.store.tables, txn, &self.log)?;
+        }
         if let Some(held) = self.held.get().filter(|_| self.held_changed) {
             self.set_counter(HELD_BYTES, held)?;
         }
@@ -142,6 +159,32 @@ impl<'s> Batch<'s> {
                 Err(e.into())
             }
         }
+    }
+
+    /// Advances the merging of seen runs by the credit earned, this
+    /// batch's and that left by earlier ones below a step (`seen.rs`).
+    fn merge_work(&mut self) -> Result<(), StoreError> {
+        if self.merge_credit == 0 {
+            return Ok(());
+        }
+        let mut index = self.store.index();
+        let credit = self.index.merge_credit(&index).saturating_add(std::mem::take(&mut self.merge_credit));
+        if credit < seen::MERGE_STEP {
+            self.index.set_merge_credit(credit);
+            return Ok(());
+        }
+        let watermark = self.index.watermark(&index);
+        let txn = self.txn.as_mut().expect("a batch holds its transaction until commit");
+        self.index.merging(&mut index).work(&self.store.tables, txn, watermark, credit)?;
+        self.index.set_merge_credit(0);
+        Ok(())
+    }
+
+    /// Does every merge due now, at once (tests).
+    #[cfg(test)]
+    pub(crate) fn merge_everything(&mut self) -> Result<(), StoreError> {
+        self.merge_credit = usize::MAX;
+        self.merge_work()
     }
 
     fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
@@ -168,15 +211,44 @@ impl<'s> Batch<'s> {
         self.held_changed = true;
     }
 
-    /// Whether the store holds or has seen the bundle.
+    /// Whether the store holds or has seen the bundle (and the seen entry
+    /// has not expired).
     pub fn is_known(&self, id: &Id) -> Result<bool, StoreError> {
-        Ok(self.index.lookup(&self.store.index(), id).is_some())
+        let index = self.store.index();
+        if self.index.held(&index, id).is_some() {
+            return Ok(true);
+        }
+        let watermark = self.index.watermark(&index);
+        if self.index.recent(&index, id).is_some_and(|e| e > watermark) {
+            return Ok(true);
+        }
+        seen::runs_know(&self.store.tables, self.txn(), self.index.runs(&index), prefix(id), watermark)
     }
 
-    /// The sequence number `id` was stored under, if it was (whether it is
-    /// still held is `held_meta`'s to say).
+    /// The sequence number a bundle with `id`'s prefix is held under (the
+    /// full id is `held_meta`'s to confirm).
     fn stored_seq(&self, id: &Id) -> Option<u64> {
-        self.index.lookup(&self.store.index(), id).filter(|&s| s != SEEN_ONLY)
+        self.index.held(&self.store.index(), id)
+    }
+
+    /// Records `id` as seen until `expires_unix_ms`: in `recent`, which is
+    /// frozen into a run when full, and in the seen log.
+    fn record_seen(&mut self, id: &Id, expires_unix_ms: u64) -> Result<(), StoreError> {
+        self.log.push((prefix(id), expires_unix_ms));
+        self.merge_credit = self.merge_credit.saturating_add(seen::MERGE_WORK);
+        let index = self.store.index();
+        self.index.set_recent(&index, id, expires_unix_ms);
+        if self.index.recent_len(&index) >= self.store.seen_run_len {
+            let entries = self.index.take_recent(&index);
+            let watermark = self.index.watermark(&index);
+            let merge = self.index.merge(&index).copied();
+            let runs = self.index.runs_mut(&index);
+            let txn = self.txn.as_mut().expect("a batch holds its transaction until commit");
+            seen::freeze(&self.store.tables, txn, runs, merge.as_ref(), entries, watermark)?;
+            // (In the run now.)
+            self.log.clear();
+        }
+        Ok(())
     }
 
     fn meta_at(&self, seq: u64) -> Result<Option<BundleMeta>, StoreError> {
@@ -245,14 +317,17 @@ impl<'s> Batch<'s> {
         meta.seq = self.next_seq()?;
         meta.size = size as u32;
         let (t, txn) = self.parts();
-        // (Appends: the sequence number is the largest yet.)
-        t.meta.put(txn, &seq_key(meta.seq), &meta.encode())?;
-        t.data.put(txn, &seq_key(meta.seq), bytes)?;
+        // Appends: the sequence number is the largest yet, so LMDB goes
+        // straight to the last leaf instead of searching the tree (a third
+        // of a put's cost in `perf`).
+        let append = heed::PutFlags::APPEND;
+        t.meta.put_with_flags(txn, append, &seq_key(meta.seq), &meta.encode())?;
+        t.data.put_with_flags(txn, append, &seq_key(meta.seq), bytes)?;
         t.expiry.put(txn, &expiry_key(meta.expires_unix_ms, &meta.id), &[])?;
         t.evict.put(txn, &evict_key(meta.priority, meta.seq, &meta.id), &[])?;
         let held = self.held_bytes()?;
         self.set_held(held + size);
-        self.index.set(&meta.id, meta.seq);
+        self.index.set_held(&meta.id, meta.seq);
         Ok(Insert::Stored { evicted })
     }
 
@@ -262,9 +337,7 @@ impl<'s> Batch<'s> {
         if self.is_known(id)? {
             return Ok(false);
         }
-        let (t, txn) = self.parts();
-        t.expiry.put(txn, &expiry_key(expires_unix_ms, id), &[])?;
-        self.index.set(id, SEEN_ONLY);
+        self.record_seen(id, expires_unix_ms)?;
         Ok(true)
     }
 
@@ -282,6 +355,20 @@ impl<'s> Batch<'s> {
         Ok(bytes.map(|b| (meta, b)))
     }
 
+    /// A held bundle's bytes and when this node received it, without
+    /// decoding the rest of its metadata (two strings): what forwarding
+    /// needs, for every bundle sent.
+    pub fn bytes_and_received(&self, id: &Id) -> Result<Option<(u64, &[u8])>, StoreError> {
+        let Some(seq) = self.stored_seq(id) else { return Ok(None) };
+        let Some(raw) = self.store.tables.meta.get(self.txn(), &seq_key(seq))? else { return Ok(None) };
+        let (stored_id, received) = BundleMeta::id_and_received_of(raw)?;
+        if stored_id != *id {
+            return Ok(None);
+        }
+        let bytes = self.store.tables.data.get(self.txn(), &seq_key(seq))?;
+        Ok(bytes.map(|b| (received, b)))
+    }
+
     /// Updates the copies count of a held bundle.
     pub fn set_copies(&mut self, id: &Id, copies: u32) -> Result<(), StoreError> {
         if let Some(mut m) = self.meta(id)? {
@@ -294,20 +381,48 @@ impl<'s> Batch<'s> {
 
     /// Stops holding a bundle; it stays seen until its expiry.
     pub fn remove(&mut self, id: &Id) -> Result<bool, StoreError> {
-        let Some(m) = self.meta(id)? else { return Ok(false) };
+        let Some(m) = self.unhold(id)? else { return Ok(false) };
+        self.record_seen(id, m.expires_unix_ms)?;
+        Ok(true)
+    }
+
+    /// [`Batch::remove`] for a bundle whose metadata the caller has just
+    /// read (from [`Batch::meta`] in this batch): no second lookup and
+    /// decoding. Returns false if it is no longer held.
+    pub fn remove_held(&mut self, meta: &BundleMeta) -> Result<bool, StoreError> {
+        if self.stored_seq(&meta.id) != Some(meta.seq) {
+            return Ok(false);
+        }
+        self.unhold_meta(meta)?;
+        self.record_seen(&meta.id, meta.expires_unix_ms)?;
+        Ok(true)
+    }
+
+    /// Deletes a held bundle's records, leaving the id unknown.
+    fn unhold(&mut self, id: &Id) -> Result<Option<BundleMeta>, StoreError> {
+        let Some(m) = self.meta(id)? else { return Ok(None) };
+        self.unhold_meta(&m)?;
+        Ok(Some(m))
+    }
+
+    fn unhold_meta(&mut self, m: &BundleMeta) -> Result<(), StoreError> {
+        let id = &m.id;
         let (t, txn) = self.parts();
         t.meta.delete(txn, &seq_key(m.seq))?;
         t.data.delete(txn, &seq_key(m.seq))?;
-        // (The id index keeps its entry: with `held_meta` empty at that
-        // sequence number, the id reads as seen.)
         t.evict.delete(txn, &evict_key(m.priority, m.seq, id))?;
+        t.expiry.delete(txn, &expiry_key(m.expires_unix_ms, id))?;
         let held = self.held_bytes()?;
         self.set_held(held.saturating_sub(u64::from(m.size)));
-        Ok(true)
+        self.index.remove_held(id);
+        Ok(())
     }
 
     /// Drops everything whose time is up at `now_unix_ms`: held bundles and
     /// seen entries alike. Returns the held bundles dropped.
+    ///
+    /// Seen entries go by the watermark, raised to `now_unix_ms`: they read
+    /// as unknown from now on, and runs wholly expired are deleted.
     pub fn expire(&mut self, now_unix_ms: u64) -> Result<Vec<Id>, StoreError> {
         let mut due = Vec::new();
         for item in self.store.tables.expiry.iter(self.txn())? {
@@ -321,17 +436,29 @@ impl<'s> Batch<'s> {
         }
         let mut dropped = Vec::new();
         for (at, id) in due {
-            if self.remove(&id)? {
+            if self.unhold(&id)?.is_some() {
                 dropped.push(id);
+            } else {
+                // (An entry without its bundle: not written by this layout.)
+                let (t, txn) = self.parts();
+                t.expiry.delete(txn, &expiry_key(at, &id))?;
             }
-            let (t, txn) = self.parts();
-            t.expiry.delete(txn, &expiry_key(at, &id))?;
-            self.index.remove(&id);
+        }
+        let mut index = self.store.index();
+        if now_unix_ms > self.index.watermark(&index) {
+            self.index.set_watermark(now_unix_ms);
+            let txn = self.txn.as_mut().expect("a batch holds its transaction until commit");
+            self.store.tables.state.put(txn, WATERMARK, &now_unix_ms.to_le_bytes())?;
+            if seen::any_expired(self.index.runs(&index), now_unix_ms) {
+                self.index.merging(&mut index).drop_expired(&self.store.tables, txn, now_unix_ms)?;
+            }
         }
         Ok(dropped)
     }
 
-    /// The earliest expiry time in the store, for the router's timer.
+    /// The earliest expiry of a held bundle, for the router's timer. (Seen
+    /// entries need no waking: the watermark is raised at the next call of
+    /// [`Batch::expire`], and until then they are only kept a little longer.)
     pub fn next_expiry(&self) -> Result<Option<u64>, StoreError> {
         match self.store.tables.expiry.first(self.txn())? {
             Some((k, _)) => Ok(Some(u64::from_be_bytes(
@@ -448,6 +575,8 @@ mod tests {
         let s = Store::open(dir.path(), StoreConfig::default()).unwrap();
         let b = s.batch().unwrap();
         assert_eq!(b.bundle(&[1; 32]).unwrap().map(|(_, d)| d), Some(&b"one"[..]));
+        assert_eq!(b.bytes_and_received(&[1; 32]).unwrap(), Some((1000, &b"one"[..])));
+        assert_eq!(b.bytes_and_received(&[5; 32]).unwrap(), None, "seen, not held");
         assert!(!b.is_known(&[2; 32]).unwrap());
         assert!(b.is_known(&[5; 32]).unwrap() && b.meta(&[5; 32]).unwrap().is_none(), "seen, not held");
         assert_eq!(s.known_ids(), 2);
@@ -499,6 +628,84 @@ mod tests {
         assert_eq!(b.expire(30_000).unwrap().len(), 2);
         assert!(!b.is_known(&[1; 32]).unwrap() && !b.is_known(&[2; 32]).unwrap());
         b.commit().unwrap();
+    }
+
+    #[test]
+    fn a_layout_2_store_moves_its_seen_ids_out_of_expiry_when_opened() {
+        // The layout before the seen log, written by hand: one held bundle,
+        // ten ids only seen, listed in the expiry table beside it.
+        let dir = tempfile::tempdir().unwrap();
+        let seen_ids: Vec<Id> = (10..20).map(|n| [n; 32]).collect();
+        {
+            let env = unsafe { heed::EnvOpenOptions::new().map_size(64 << 20).max_dbs(16).open(dir.path()) }
+                .unwrap();
+            let mut txn = env.write_txn().unwrap();
+            let mut table =
+                |name| env.create_database::<heed::types::Bytes, heed::types::Bytes>(&mut txn, Some(name));
+            let (meta_t, data_t, expiry_t, evict_t, state_t) = (
+                table("held_meta").unwrap(),
+                table("held_data").unwrap(),
+                table("expiry").unwrap(),
+                table("evict").unwrap(),
+                table("state").unwrap(),
+            );
+            let mut held = meta(1, 1, 5, false);
+            held.seq = 7;
+            meta_t.put(&mut txn, &seq_key(7), &held.encode()).unwrap();
+            data_t.put(&mut txn, &seq_key(7), b"hello").unwrap();
+            expiry_t.put(&mut txn, &expiry_key(held.expires_unix_ms, &held.id), &[]).unwrap();
+            evict_t.put(&mut txn, &evict_key(1, 7, &held.id), &[]).unwrap();
+            for (i, id) in seen_ids.iter().enumerate() {
+                expiry_t.put(&mut txn, &expiry_key(20_000 + i as u64, id), &[]).unwrap();
+            }
+            state_t.put(&mut txn, HELD_BYTES, &5u64.to_le_bytes()).unwrap();
+            state_t.put(&mut txn, NEXT_SEQ, &8u64.to_le_bytes()).unwrap();
+            txn.commit().unwrap();
+        }
+        let on_disk = |s: &Store| {
+            let txn = s.env.read_txn().unwrap();
+            let t = &s.tables;
+            let entries = |table: &Table| seen::count_entries(table, &txn);
+            (
+                t.expiry.len(&txn).unwrap(),
+                entries(&t.seen_log),
+                entries(&t.seen_runs) + entries(&t.seen_merged),
+                read_u64(&t.state, &txn, b"layout").unwrap(),
+            )
+        };
+        {
+            // Runs of 4: the migration freezes two runs, merged at once.
+            let s = Store::open_with_run_len(dir.path(), StoreConfig::default(), 4).unwrap();
+            assert_eq!(on_disk(&s), (1, 2, 8, 3), "expiry lists the held bundle only");
+            assert_eq!(seen::count_entries(&s.tables.seen_merged, &s.env.read_txn().unwrap()), 8);
+            assert_eq!(s.known_ids(), 11);
+            let mut b = s.batch().unwrap();
+            assert_eq!(b.bundle(&[1; 32]).unwrap().map(|(_, d)| d), Some(&b"hello"[..]));
+            assert_eq!(b.held_ids().unwrap(), vec![[1; 32]]);
+            for id in &seen_ids {
+                assert!(b.is_known(id).unwrap() && b.meta(id).unwrap().is_none());
+                assert!(!b.mark_seen(id, 30_000).unwrap());
+            }
+            assert_eq!(b.next_expiry().unwrap(), Some(10_001));
+            b.commit().unwrap();
+        }
+        // Opened again: nothing left to migrate, the same ids known.
+        let s = Store::open_with_run_len(dir.path(), StoreConfig::default(), 4).unwrap();
+        assert_eq!(on_disk(&s), (1, 2, 8, 3));
+        assert_eq!(s.known_ids(), 11);
+        let mut b = s.batch().unwrap();
+        assert!(seen_ids.iter().all(|id| b.is_known(id).unwrap()));
+        assert_eq!(b.insert(&meta(1, 1, 0, false), b"hello").unwrap(), Insert::Duplicate);
+        assert_eq!(b.expire(20_004).unwrap(), vec![[1; 32]]);
+        assert!(!b.is_known(&[1; 32]).unwrap());
+        assert!(seen_ids.iter().enumerate().all(|(i, id)| b.is_known(id).unwrap() == (i > 4)));
+        b.commit().unwrap();
+        // A layout newer than this code knows is refused, not misread.
+        let mut txn = s.env.write_txn().unwrap();
+        s.tables.state.put(&mut txn, b"layout", &4u64.to_le_bytes()).unwrap();
+        txn.commit().unwrap();
+        drop(s);
+        assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(StoreError::Damaged(_))));
     }
 
     #[test]

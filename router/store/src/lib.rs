@@ -4,9 +4,10 @@
 //!
 //! * the **bundle store**: bundles by id (metadata and bytes apart, so a
 //!   copy-count update does not rewrite 64 KiB), an index by expiry, an
-//!   eviction order (lowest priority, then oldest, first), and the set of
-//!   ids already **seen** (kept until the bundle's lifetime ends, so a copy
-//!   that comes back later is recognised and dropped);
+//!   eviction order (lowest priority, then oldest, first), and the ids
+//!   already **seen** (kept until the bundle's lifetime ends, so a copy
+//!   that comes back later is recognised and dropped: a log of the latest,
+//!   and sorted runs of the older ones, `seen.rs`);
 //! * the **delivery queue** of payloads for local applications;
 //! * the **plugins' tables** (a consensus plugin's ledger), private to each
 //!   plugin id, written inside the same transactions.
@@ -18,7 +19,11 @@
 //! id-keyed table once the tables outgrew a batch: the `store` bench
 //! measured 19 KB written to disk per 200-byte bundle, which made the disk,
 //! not the CPU, the limit of a relay. Lookups by id go through an index in
-//! memory, rebuilt when the store opens (`index.rs`).
+//! memory, rebuilt when the store opens (`index.rs`). Its heap is bounded
+//! by the quota for held bundles; for ids only seen, which follow traffic,
+//! it is a Bloom filter's 1.5 bytes per id, the ids themselves being on
+//! disk in sorted runs, packed and appended (at most about 150 bytes
+//! written per seen id over its life, `seen.rs`).
 //!
 //! Everything changes inside a [`Batch`]: one write transaction for a batch
 //! of events, committed (fsync) once. What the router acknowledges, it
@@ -29,8 +34,10 @@ mod batch;
 mod index;
 mod kv;
 mod record;
+mod seen;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -107,10 +114,21 @@ pub(crate) struct Tables {
     meta: Table,
     /// Sequence number (big-endian) to bundle bytes.
     data: Table,
+    /// Expiry (big-endian) and id of each held bundle.
     expiry: Table,
     evict: Table,
     delivery: Table,
     state: Table,
+    /// Seen ids not yet in a run: a record per batch, sequence number to
+    /// the (prefix, expiry) pairs it recorded.
+    seen_log: Table,
+    /// Runs of seen ids as frozen: run number and a block's first prefix to
+    /// the block's (prefix, expiry) pairs, sorted.
+    seen_runs: Table,
+    /// Runs of seen ids merged from two: the same.
+    seen_merged: Table,
+    /// Each run's level, size, latest expiry and Bloom filter.
+    seen_run_meta: Table,
 }
 
 /// The node's LMDB environment.
@@ -123,6 +141,9 @@ pub struct Store {
     plugin_tables: Mutex<PluginTables>,
     /// Ids held or seen (`index.rs`), as of the last commit.
     index: Mutex<index::IdIndex>,
+    /// Seen ids kept in memory before a run is frozen: [`seen::RUN_LEN`],
+    /// smaller in tests.
+    seen_run_len: usize,
 }
 
 #[derive(Default)]
@@ -131,22 +152,23 @@ pub(crate) struct PluginTables {
     by_name: HashMap<String, u32>,
 }
 
-/// The id index from the tables: every id in the expiry table (held or
-/// seen), with the sequence numbers of those in `held_meta`.
-fn rebuild_index(txn: &heed::RoTxn, t: &Tables) -> Result<index::IdIndex, StoreError> {
-    let mut index = index::IdIndex::default();
-    for item in t.expiry.iter(txn)? {
-        let (k, _) = item?;
-        let id: Id =
-            k.get(8..40).and_then(|b| b.try_into().ok()).ok_or(StoreError::Damaged("expiry index"))?;
-        index.insert(&id, index::SEEN_ONLY);
-    }
+/// The id index from the tables: held bundles from `held_meta`, recent seen
+/// ids from the seen log, runs from their metadata.
+fn load_index(txn: &heed::RoTxn, t: &Tables) -> Result<index::IdIndex, StoreError> {
+    let watermark = batch::read_u64(&t.state, txn, batch::WATERMARK)?;
+    let mut held = Vec::new();
     for item in t.meta.iter(txn)? {
         let (k, v) = item?;
         let seq = u64::from_be_bytes(k.try_into().map_err(|_| StoreError::Damaged("bundle sequence key"))?);
-        index.insert(&BundleMeta::id_of(v)?, seq);
+        held.push((index::prefix(&BundleMeta::id_of(v)?), seq));
     }
-    Ok(index)
+    let recent = seen::read_log(t, txn, watermark)?;
+    let runs = seen::load_runs(t, txn)?;
+    let merge = match seen::Merge::load(t, txn)? {
+        Some(m) => Some((m, m.rebuild_bloom(t, txn, &runs)?)),
+        None => None,
+    };
+    Ok(index::IdIndex::new(held, recent, runs, merge, watermark))
 }
 
 /// Stores written before bundles were keyed by sequence number had
@@ -168,16 +190,124 @@ fn migrate_id_keyed(env: &Env, txn: &mut heed::RwTxn, t: &Tables) -> Result<(), 
         t.meta.put(txn, &batch::seq_key(m.seq), v)?;
         t.data.put(txn, &batch::seq_key(m.seq), &bytes)?;
     }
-    // The seen ids are in the expiry table too, which stays.
+    // The seen ids are in the expiry table too, which stays (and is
+    // migrated next, `migrate_seen_out_of_expiry`).
     meta.clear(txn)?;
     data.clear(txn)?;
     seen.clear(txn)?;
     Ok(())
 }
 
+/// The layout version, in `state`. Absent: layout 2 (or a new store),
+/// where the expiry table listed seen ids beside held bundles.
+const LAYOUT: &[u8] = b"layout";
+/// Layout 3: seen ids in the seen log and runs, `expiry` for held bundles.
+const LAYOUT_VERSION: u64 = 3;
+
+/// Moves the seen ids of a layout-2 store (entries of `expiry` without a
+/// held bundle) to runs, [`seen::RUN_LEN`] (`run_len`) per transaction, the
+/// last ones to the seen log. Each transaction moves its ids whole, so a
+/// crash leaves a store that the next opening finishes migrating; the
+/// layout version is written by the last. (Not one transaction: LMDB keeps
+/// a transaction's dirty pages as heap, see `seen.rs`.) Returns whether
+/// any id was moved.
+fn migrate_seen_out_of_expiry(env: &Env, t: &Tables, run_len: usize) -> Result<bool, StoreError> {
+    let txn = env.read_txn()?;
+    match batch::read_u64(&t.state, &txn, LAYOUT)? {
+        LAYOUT_VERSION => return Ok(false),
+        v if v > LAYOUT_VERSION => {
+            return Err(StoreError::Damaged("store layout (written by a newer version)"));
+        }
+        _ => {}
+    }
+    let mut held = HashSet::new();
+    for item in t.meta.iter(&txn)? {
+        held.insert(BundleMeta::id_of(item?.1)?);
+    }
+    let watermark = batch::read_u64(&t.state, &txn, batch::WATERMARK)?;
+    let mut runs = seen::load_runs(t, &txn)?;
+    drop(txn);
+    let mut moved_any = false;
+    let mut after: Option<[u8; 40]> = None;
+    loop {
+        let mut txn = env.write_txn()?;
+        let mut moved = Vec::new();
+        let done = 'scan: loop {
+            // A chunk of keys at a time: heed's iterators cannot run across
+            // writes.
+            let lower = after.as_ref().map_or(Bound::Unbounded, |k| Bound::Excluded(&k[..]));
+            let mut chunk = Vec::new();
+            for item in t.expiry.range(&txn, &(lower, Bound::Unbounded))?.take(4096) {
+                let k: [u8; 40] = item?.0.try_into().map_err(|_| StoreError::Damaged("expiry index"))?;
+                chunk.push(k);
+            }
+            if chunk.is_empty() {
+                break true;
+            }
+            for k in chunk {
+                after = Some(k);
+                let id: Id = k[8..].try_into().expect("32 bytes");
+                if held.contains(&id) {
+                    continue;
+                }
+                t.expiry.delete(&mut txn, &k)?;
+                let expires = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
+                if expires > watermark {
+                    moved.push((index::prefix(&id), expires));
+                }
+                if moved.len() >= run_len {
+                    break 'scan false;
+                }
+            }
+        };
+        moved_any |= !moved.is_empty();
+        if !done {
+            seen::freeze(t, &mut txn, &mut runs, None, moved, watermark)?;
+            txn.commit()?;
+            continue;
+        }
+        if !moved.is_empty() {
+            seen::log_write(t, &mut txn, &moved)?;
+        }
+        t.state.put(&mut txn, LAYOUT, &LAYOUT_VERSION.to_le_bytes())?;
+        txn.commit()?;
+        return Ok(moved_any);
+    }
+}
+
+/// Does every merge the runs call for, a bounded amount per transaction
+/// (after a migration, which freezes runs without merging them).
+fn catch_up_merges(env: &Env, t: &Tables) -> Result<(), StoreError> {
+    let txn = env.read_txn()?;
+    let watermark = batch::read_u64(&t.state, &txn, batch::WATERMARK)?;
+    let (mut runs, mut merge) = (seen::load_runs(t, &txn)?, seen::Merge::load(t, &txn)?);
+    drop(txn);
+    let mut bloom = None;
+    loop {
+        let mut txn = env.write_txn()?;
+        let mut merging = seen::Merging { runs: &mut runs, merge: &mut merge, bloom: &mut bloom };
+        let more = merging.work(t, &mut txn, watermark, seen::CATCH_UP_WORK)?;
+        txn.commit()?;
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the store in directory `dir`.
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Store, StoreError> {
+        Store::open_with_run_len(dir, config, seen::RUN_LEN)
+    }
+
+    /// [`Store::open`], freezing seen ids into runs of `seen_run_len` (tests
+    /// use small runs to exercise freezing and merging).
+    pub(crate) fn open_with_run_len(
+        dir: &Path,
+        config: StoreConfig,
+        seen_run_len: usize,
+    ) -> Result<Store, StoreError> {
+        let seen_run_len = seen_run_len.max(1);
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
         // SAFETY: the state directory's lock file ensures one router process
         // per environment, and nothing else maps these files.
@@ -199,16 +329,26 @@ impl Store {
             evict: table("evict")?,
             delivery: table("delivery")?,
             state: table("state")?,
+            seen_log: table("seen_log")?,
+            seen_runs: table("seen_runs")?,
+            seen_merged: table("seen_merged")?,
+            seen_run_meta: table("seen_run_meta")?,
         };
         migrate_id_keyed(&env, &mut txn, &tables)?;
-        let index = rebuild_index(&txn, &tables)?;
         txn.commit()?;
+        if migrate_seen_out_of_expiry(&env, &tables, seen_run_len)? {
+            catch_up_merges(&env, &tables)?;
+        }
+        let txn = env.read_txn()?;
+        let index = load_index(&txn, &tables)?;
+        drop(txn);
         Ok(Store {
             env,
             tables,
             config,
             plugin_tables: Mutex::new(PluginTables::default()),
             index: Mutex::new(index),
+            seen_run_len,
         })
     }
 
@@ -239,9 +379,16 @@ impl Store {
         Ok((bytes, self.tables.meta.len(&txn)?))
     }
 
-    /// Ids held or seen: the size of the in-memory index.
+    /// Ids held or seen: held bundles, plus seen ids in memory and in runs
+    /// (those expired included, until dropped).
     pub fn known_ids(&self) -> usize {
         self.index().len()
+    }
+
+    /// An estimate of the heap the id index uses, in bytes: the maps of
+    /// held and recent ids, and the runs' filters.
+    pub fn index_heap_bytes(&self) -> usize {
+        self.index().heap_bytes()
     }
 
     pub(crate) fn index(&self) -> std::sync::MutexGuard<'_, index::IdIndex> {

@@ -109,6 +109,18 @@ impl BundleMeta {
         r.id()
     }
 
+    /// The id and the receipt time of an encoded record, without decoding
+    /// its strings.
+    pub(crate) fn id_and_received_of(buf: &[u8]) -> Result<(Id, u64), StoreError> {
+        let mut r = Reader::new(buf, "bundle metadata");
+        if r.u8()? != META_VERSION {
+            return Err(StoreError::Damaged("bundle metadata (unknown version)"));
+        }
+        let id = r.id()?;
+        r.bytes(1 + 1 + 4 + 4)?; // priority, flags, size, copies
+        Ok((id, r.u64()?))
+    }
+
     pub(crate) fn decode(buf: &[u8]) -> Result<BundleMeta, StoreError> {
         let mut r = Reader::new(buf, "bundle metadata");
         if r.u8()? != META_VERSION {
