@@ -214,6 +214,8 @@ fn throughput(
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (small_n, large_n, latency_n) = if quick { (20_000, 600, 100) } else { (100_000, 3_000, 400) };
+    // `RELAY_200B_COUNT`: more 200-byte bundles, to see where the relay's memory levels off.
+    let small_n: u64 = std::env::var("RELAY_200B_COUNT").ok().and_then(|v| v.parse().ok()).unwrap_or(small_n);
 
     let Some(ns) = namespaces_or_skip(&["ra", "rb", "rc"]) else {
         eprintln!("relay: needs network namespaces (run as root)");
@@ -252,6 +254,9 @@ fn main() {
     let rss_after_small = rss_kb(b_pid, "RssAnon:");
     let file_after_small = rss_kb(b_pid, "RssFile:");
     let marks = rss.lock().unwrap().clone();
+    let trajectory: Vec<String> =
+        marks.iter().map(|(got, kb)| format!("{}k:{:.1}", got / 1000, *kb as f64 / 1024.0)).collect();
+    eprintln!("# B heap (RssAnon, MB) as bundles passed: {}", trajectory.join(" "));
     println!("relay_200b_bundles_per_s {:.0} 1/s", small.bundles_per_s);
     println!("relay_200b_mb_per_s {:.2} MB/s", small.mb_per_s);
     println!("relay_200b_target_ratio {:.2} x", small.bundles_per_s / 25_000.0);

@@ -266,3 +266,29 @@ fn a_batch_of_bundles_is_acknowledged_in_grouped_ack_frames() {
     assert_eq!(sim.nodes[0].engine.counters().bundles_acked, 100);
     assert_eq!(sim.nodes[0].engine.counters().retransmits, 0, "every bundle acknowledged");
 }
+
+#[test]
+fn a_delivered_bundle_leaves_the_store_with_the_next_write_or_after_a_delay() {
+    let mut sim = Sim::new(2);
+    let (a, b) = (0, 1);
+    sim.contact_up(a, b);
+    sim.run_until(100);
+    sim.submit(a, b, "chat", "one", 60_000);
+    sim.run_until(150);
+    assert_eq!(sim.delivered[b], vec!["one".to_string()]);
+    // B's acknowledgement reached A in a batch that writes nothing else: A
+    // keeps the bundle for now rather than flush the disk for its removal.
+    assert_eq!(sim.held(a), 1);
+    sim.run_until(700);
+    assert_eq!(sim.held(a), 0, "still held after the delay");
+    // A batch that writes anyway takes the delivered bundles with it.
+    sim.submit(a, b, "chat", "two", 60_000);
+    sim.run_until(750);
+    assert_eq!(sim.delivered[b].len(), 2);
+    assert_eq!(sim.held(a), 1);
+    sim.submit(a, b, "chat", "three", 60_000);
+    assert_eq!(sim.held(a), 1, "`two` should have left with `three`'s batch");
+    sim.run_until(2_000);
+    assert_eq!(sim.delivered[b], ["one", "two", "three"]);
+    assert_eq!(sim.held(a), 0);
+}
