@@ -762,7 +762,10 @@ impl Engine {
         meta: BundleMeta,
         bytes: &[u8],
     ) -> Result<AckStatus, StoreError> {
+        // This batch writes: the bundles already delivered leave now,
+        // before they could make the quota evict live ones.
         self.batch_writes = true;
+        self.drop_delivered(clock, batch)?;
         let destination = view.destination();
         let for_this_node = destination.is_singleton() && destination.node_endpoint() == self.eid;
         let subscribed =

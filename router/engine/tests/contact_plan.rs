@@ -32,6 +32,10 @@ const EPOCH_UNIX_MS: u64 = 1_800_000_000_000;
 
 impl Sim {
     fn new(n: usize) -> Sim {
+        Sim::with_store(n, StoreConfig::default())
+    }
+
+    fn with_store(n: usize, store_config: StoreConfig) -> Sim {
         let plugin = Plugin::builtin(flood_entry).unwrap();
         let nodes = (0..n)
             .map(|i| {
@@ -39,7 +43,7 @@ impl Sim {
                 let services = Arc::new(Services::new(key));
                 let routing = plugin.create_routing("flood", b"{}", services).unwrap();
                 let dir = tempfile::tempdir().unwrap();
-                let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+                let store = Store::open(dir.path(), store_config.clone()).unwrap();
                 let engine = Engine::new(EngineConfig::default(), key, routing);
                 Node { engine, store, _dir: dir }
             })
@@ -137,21 +141,30 @@ impl Sim {
     }
 
     fn submit(&mut self, from: usize, to: usize, service: &str, payload: &str, lifetime_ms: u64) {
+        self.try_submit(from, to, service, payload, lifetime_ms).unwrap();
+    }
+
+    fn try_submit(
+        &mut self,
+        from: usize,
+        to: usize,
+        service: &str,
+        payload: &str,
+        lifetime_ms: u64,
+    ) -> Result<(), String> {
         let dest = format!("{}{service}", self.endpoint(to));
+        let mut result = Ok(());
         self.step(from, |e, c, batch| {
-            e.submit(
-                c,
-                batch,
-                Submit {
-                    destination: &dest,
-                    source_service: "test",
-                    payload: payload.as_bytes(),
-                    lifetime_ms: Some(lifetime_ms),
-                    priority: 1,
-                },
-            )
-            .unwrap();
+            let submit = Submit {
+                destination: &dest,
+                source_service: "test",
+                payload: payload.as_bytes(),
+                lifetime_ms: Some(lifetime_ms),
+                priority: 1,
+            };
+            result = e.submit(c, batch, submit).map(|_| ()).map_err(|e| e.to_string());
         });
+        result
     }
 
     fn held(&self, i: usize) -> usize {
@@ -291,4 +304,25 @@ fn a_delivered_bundle_leaves_the_store_with_the_next_write_or_after_a_delay() {
     sim.run_until(2_000);
     assert_eq!(sim.delivered[b], ["one", "two", "three"]);
     assert_eq!(sim.held(a), 0);
+}
+
+#[test]
+fn a_delivered_bundle_still_in_the_store_does_not_take_the_room_of_a_new_one() {
+    // Room for one bundle of this size, not two.
+    let cfg = StoreConfig { quota_bytes: 600, max_bundle_bytes: 600, map_bytes: 64 << 20 };
+    let mut sim = Sim::with_store(2, cfg);
+    let (a, b) = (0, 1);
+    sim.contact_up(a, b);
+    sim.run_until(100);
+    let payload = "x".repeat(100);
+    sim.submit(a, b, "chat", &payload, 60_000);
+    sim.run_until(150);
+    assert_eq!(sim.delivered[b].len(), 1);
+    assert_eq!(sim.held(a), 1, "the delivered bundle waits for a batch that writes");
+    // A local bundle never evicts another, so only the delivered one
+    // leaving first makes room for the next.
+    sim.try_submit(a, b, "chat", &payload, 60_000).expect("the delivered bundle should have made room");
+    assert_eq!(sim.held(a), 1);
+    sim.run_until(1_000);
+    assert_eq!(sim.delivered[b].len(), 2);
 }
