@@ -293,8 +293,7 @@ pub struct Engine {
     /// `DELIVERED_DROP_DELAY_MS` (the monotonic deadline here).
     /// (Their metadata as read when acknowledged: the store checks that the
     /// bundle is still held under it before removing it.)
-    delivered: Vec<BundleMeta>,
-    delivered_set: foldhash::HashSet<Id>,
+    delivered: foldhash::HashMap<Id, BundleMeta>,
     delivered_deadline_ms: Option<u64>,
     /// This batch stored or delivered a bundle: it commits with an fsync
     /// anyway, so the delivered bundles' removal rides along.
@@ -346,8 +345,7 @@ impl Engine {
             reserved: Default::default(),
             actions: VecDeque::new(),
             acks_due: false,
-            delivered: Vec::new(),
-            delivered_set: Default::default(),
+            delivered: Default::default(),
             delivered_deadline_ms: None,
             batch_writes: false,
             counters: Counters::default(),
@@ -1035,7 +1033,6 @@ impl Engine {
             AckStatus::Later => return Err(SubmitError::Full),
             AckStatus::Refused => return Err(SubmitError::TooLarge(s.payload.len(), max)),
         }
-        self.drop_delivered(clock, batch)?;
         self.pump_all(clock, batch)?;
         Ok(id)
     }
@@ -1043,7 +1040,7 @@ impl Engine {
     /// Offers every held bundle to a neighbour whose summary just completed.
     fn offer_all_to(&mut self, batch: &mut Batch<'_>, key: &[u8; 32]) -> Result<(), StoreError> {
         for meta in batch.held()? {
-            if !self.delivered_set.contains(&meta.id) {
+            if !self.delivered.contains_key(&meta.id) {
                 self.offer(batch, &meta, std::slice::from_ref(key))?;
             }
         }
@@ -1210,10 +1207,8 @@ impl Engine {
                             .is_ok_and(|d| d.is_singleton() && d.node_key() == Some(*key))
                     {
                         self.forget_everywhere(&meta.id);
-                        if self.delivered_set.insert(meta.id) {
-                            self.delivered.push(meta);
-                            self.delivered_deadline_ms.get_or_insert(clock.mono_ms + DELIVERED_DROP_DELAY_MS);
-                        }
+                        self.delivered.entry(meta.id).or_insert(meta);
+                        self.delivered_deadline_ms.get_or_insert(clock.mono_ms + DELIVERED_DROP_DELAY_MS);
                     }
                 }
             }
@@ -1251,10 +1246,9 @@ impl Engine {
         {
             return Ok(());
         }
-        for meta in std::mem::take(&mut self.delivered) {
+        for (_, meta) in std::mem::take(&mut self.delivered) {
             self.drop_bundle(batch, &meta)?;
         }
-        self.delivered_set.clear();
         self.delivered_deadline_ms = None;
         Ok(())
     }

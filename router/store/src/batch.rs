@@ -381,9 +381,10 @@ impl<'s> Batch<'s> {
 
     /// Stops holding a bundle; it stays seen until its expiry.
     pub fn remove(&mut self, id: &Id) -> Result<bool, StoreError> {
-        let Some(m) = self.unhold(id)? else { return Ok(false) };
-        self.record_seen(id, m.expires_unix_ms)?;
-        Ok(true)
+        match self.meta(id)? {
+            Some(m) => self.remove_held(&m),
+            None => Ok(false),
+        }
     }
 
     /// [`Batch::remove`] for a bundle whose metadata the caller has just

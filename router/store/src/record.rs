@@ -49,6 +49,14 @@ impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8], what: &'static str) -> Self {
         Reader { buf, what }
     }
+    /// A reader of an encoded [`BundleMeta`], past its version byte.
+    fn meta(buf: &'a [u8]) -> Result<Self, StoreError> {
+        let mut r = Reader::new(buf, "bundle metadata");
+        if r.u8()? != META_VERSION {
+            return Err(StoreError::Damaged("bundle metadata (unknown version)"));
+        }
+        Ok(r)
+    }
     fn damaged(&self) -> StoreError {
         StoreError::Damaged(self.what)
     }
@@ -102,30 +110,21 @@ impl BundleMeta {
 
     /// Just the id of an encoded record (it comes right after the version).
     pub(crate) fn id_of(buf: &[u8]) -> Result<Id, StoreError> {
-        let mut r = Reader::new(buf, "bundle metadata");
-        if r.u8()? != META_VERSION {
-            return Err(StoreError::Damaged("bundle metadata (unknown version)"));
-        }
+        let mut r = Reader::meta(buf)?;
         r.id()
     }
 
     /// The id and the receipt time of an encoded record, without decoding
     /// its strings.
     pub(crate) fn id_and_received_of(buf: &[u8]) -> Result<(Id, u64), StoreError> {
-        let mut r = Reader::new(buf, "bundle metadata");
-        if r.u8()? != META_VERSION {
-            return Err(StoreError::Damaged("bundle metadata (unknown version)"));
-        }
+        let mut r = Reader::meta(buf)?;
         let id = r.id()?;
         r.bytes(1 + 1 + 4 + 4)?; // priority, flags, size, copies
         Ok((id, r.u64()?))
     }
 
     pub(crate) fn decode(buf: &[u8]) -> Result<BundleMeta, StoreError> {
-        let mut r = Reader::new(buf, "bundle metadata");
-        if r.u8()? != META_VERSION {
-            return Err(StoreError::Damaged("bundle metadata (unknown version)"));
-        }
+        let mut r = Reader::meta(buf)?;
         let id = r.id()?;
         let priority = r.u8()?;
         let flags = r.u8()?;
