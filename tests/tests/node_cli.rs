@@ -152,3 +152,115 @@ fn cli_output_into_a_closed_pipe_ends_quietly_and_the_daemon_ignores_sigpipe() {
     assert_ne!(mask & (1 << (libc::SIGPIPE - 1)), 0, "meshpay run does not ignore SIGPIPE: SigIgn {ign}");
     node.stop();
 }
+
+/// One control-API exchange on a raw socket, as a client in any language
+/// would write it: a JSON line, then the raw attachments; the reply line,
+/// then its attachments.
+fn control_raw(
+    sock: &mut std::io::BufReader<std::os::unix::net::UnixStream>,
+    line: &serde_json::Value,
+    attachments: &[&[u8]],
+) -> (serde_json::Value, Vec<Vec<u8>>) {
+    use std::io::{BufRead, Read, Write};
+    let mut out = serde_json::to_vec(line).unwrap();
+    out.push(b'\n');
+    for a in attachments {
+        out.extend_from_slice(a);
+    }
+    sock.get_mut().write_all(&out).unwrap();
+    let mut answer = String::new();
+    sock.read_line(&mut answer).unwrap();
+    let reply: serde_json::Value = serde_json::from_str(&answer).unwrap_or(serde_json::Value::Null);
+    let mut data = Vec::new();
+    for n in reply["attachments"].as_array().into_iter().flatten() {
+        let mut bytes = vec![0; n.as_u64().unwrap() as usize];
+        sock.read_exact(&mut bytes).unwrap();
+        data.push(bytes);
+    }
+    (reply, data)
+}
+
+#[test]
+fn payloads_pass_the_control_api_raw_as_attachments_and_bad_attachments_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(tmp.path(), "[node]\nname = \"solo\"\n");
+    let out = node.cli(&["id", "--json"]);
+    let id: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dest = format!("{}inbox", id["endpoint"].as_str().unwrap());
+    let connect = || {
+        let s = std::os::unix::net::UnixStream::connect(node.state_dir().join("control.sock")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        std::io::BufReader::new(s)
+    };
+    let mut sock = connect();
+
+    // Three payloads, one of them empty and one full of newlines and
+    // bytes that are not UTF-8: they come back exactly, in order.
+    let big: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let payloads: [&[u8]; 3] = [b"\n\n\xff\x00{\"ok\":true}\n", b"", &big];
+    let lens: Vec<usize> = payloads.iter().map(|p| p.len()).collect();
+    let send = serde_json::json!({"method": "send", "params": {"destination": dest, "service": "x"}, "attachments": lens});
+    let (reply, _) = control_raw(&mut sock, &send, &payloads);
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["result"]["ids"].as_array().map(Vec::len), Some(3), "{reply}");
+
+    let recv = serde_json::json!({"method": "recv", "params": {"service": "inbox", "max": 10, "wait_ms": 10000, "binary": true}});
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    while got.len() < 3 {
+        let (reply, data) = control_raw(&mut sock, &recv, &[]);
+        assert_eq!(reply["ok"], true, "{reply}");
+        let these = reply["result"]["items"].as_array().unwrap().clone();
+        assert!(!these.is_empty(), "nothing delivered within 10 s; log:\n{}", node.log());
+        assert_eq!(these.len(), data.len(), "items and attachments differ in number");
+        for (item, d) in these.iter().zip(&data) {
+            assert_eq!(item["payload_len"].as_u64(), Some(d.len() as u64));
+            assert!(item.get("payload").is_none(), "binary recv also sent base64: {item}");
+        }
+        let last = these.last().unwrap()["seq"].as_u64().unwrap();
+        let ack = serde_json::json!({"method": "ack", "params": {"service": "inbox", "seq": last}});
+        assert_eq!(control_raw(&mut sock, &ack, &[]).0["ok"], true);
+        got.extend(data);
+    }
+    let want: Vec<Vec<u8>> = payloads.iter().map(|p| p.to_vec()).collect();
+    assert!(got == want, "payloads came back changed or out of order");
+
+    // Payloads both in base64 and attached: refused, nothing sent.
+    let both = serde_json::json!({"method": "send",
+        "params": {"destination": dest, "service": "x", "payload": "aGk="}, "attachments": [2]});
+    let (reply, _) = control_raw(&mut sock, &both, &[b"hi"]);
+    assert_eq!(reply["ok"], false);
+    assert!(reply["error"].as_str().unwrap().contains("not both"), "{reply}");
+    // Attachments on a method that takes none: refused, and the stream
+    // stays in step (the next request on it is answered).
+    let status = serde_json::json!({"method": "status", "attachments": [3]});
+    let (reply, _) = control_raw(&mut sock, &status, &[b"abc"]);
+    assert!(reply["error"].as_str().unwrap().contains("takes no attachments"), "{reply}");
+    let (reply, _) = control_raw(&mut sock, &serde_json::json!({"method": "status"}), &[]);
+    assert_eq!(reply["ok"], true, "{reply}");
+
+    // More than the node buffers: refused before a byte of it is read, and
+    // the connection closes (what follows cannot be told from a request).
+    let huge = serde_json::json!({"method": "send",
+        "params": {"destination": dest, "service": "x"}, "attachments": [1u64 << 40]});
+    let (reply, _) = control_raw(&mut sock, &huge, &[]);
+    assert!(reply["error"].as_str().unwrap().contains("bytes of attachments"), "{reply}");
+    let mut rest = String::new();
+    assert_eq!(std::io::BufRead::read_line(&mut sock, &mut rest).unwrap(), 0, "the connection stayed open");
+
+    // The node keeps serving, and nothing was delivered by the refusals.
+    let mut sock = connect();
+    let recv_now = serde_json::json!({"method": "recv", "params": {"service": "inbox", "binary": true}});
+    let (reply, data) = control_raw(&mut sock, &recv_now, &[]);
+    assert_eq!(reply["result"]["items"], serde_json::json!([]), "{reply}");
+    assert!(data.is_empty());
+
+    // The CLI passes a file's bytes raw both ways.
+    let file = tmp.path().join("payload.bin");
+    std::fs::write(&file, &big).unwrap();
+    let out = node.cli(&["send", "--to", &dest, file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim().len(), 64, "send prints the bundle id");
+    let out = node.cli(&["recv", "inbox", "--count", "1", "--timeout", "20"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout == big, "recv wrote {} bytes, not the 70000 sent", out.stdout.len());
+}

@@ -1,7 +1,8 @@
 //! Relay benchmark: three `meshpay run` processes A–B–C in network
 //! namespaces joined by veth pairs, over the UDP transport, every node with
 //! its persistent LMDB store (fsync per batch). A submits bundles through its
-//! control API; C's application receives and acknowledges them.
+//! control API; C's application receives and acknowledges them. Payloads
+//! pass the control API as raw attachments (`RELAY_BASE64=1`: in base64).
 //!
 //! Prints `name value unit` lines:
 //! - bundles/s and MB/s end to end for 200-byte and 64 KiB payloads, each
@@ -11,7 +12,11 @@
 //! - the relay's (B's) peak RSS, and its anonymous (heap) RSS after 10k and
 //!   after all 200-byte bundles passed, with their ratio (flat memory: close
 //!   to 1). File-backed RSS (LMDB's mapped pages: the seen set grows with
-//!   the bundles passed within their lifetime, on disk) is printed apart.
+//!   the bundles passed within their lifetime, on disk) is printed apart;
+//! - CPU per bundle on each node and in the applications, and the rate two
+//!   cores would carry if nothing but CPU limited it;
+//! - for 64 KiB, the disk's write bandwidth: three stores on one disk can
+//!   write at most a third of it.
 //!
 //! Needs root (network namespaces) and the release `meshpay` binary:
 //! `cargo build --release -p meshpay && cargo run --release -p meshpay-benches --bin relay -- --quick`.
@@ -28,6 +33,13 @@ use serde_json::json;
 
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
+}
+
+/// `RELAY_BASE64=1`: the applications pass payloads in base64 inside the
+/// control API's JSON, as a JSON-only client does, instead of as raw
+/// attachments (the CLI's way), to see what that costs.
+fn base64_apps() -> bool {
+    std::env::var_os("RELAY_BASE64").is_some_and(|v| v == "1")
 }
 
 fn now_ns() -> u64 {
@@ -106,12 +118,16 @@ fn receive(
     let deadline = Instant::now() + Duration::from_secs(120);
     while got < count {
         assert!(Instant::now() < deadline, "relay: only {got} of {count} bundles arrived");
-        let r = c.call("recv", json!({"service": service, "max": 1024, "wait_ms": 1000})).expect("recv");
+        let params = json!({"service": service, "max": 1024, "wait_ms": 1000, "binary": !base64_apps()});
+        let (r, attached) = c.call_with("recv", params, &[]).expect("recv");
         let items = r["items"].as_array().cloned().unwrap_or_default();
         let arrived = now_ns();
         let mut last_seq = None;
-        for item in &items {
-            let payload = b64().decode(item["payload"].as_str().unwrap()).unwrap();
+        for (i, item) in items.iter().enumerate() {
+            let payload = match item["payload"].as_str() {
+                Some(text) => b64().decode(text).unwrap(),
+                None => attached[i].clone(),
+            };
             let sent = u64::from_be_bytes(payload[..8].try_into().unwrap());
             latencies.lock().unwrap().push(arrived.saturating_sub(sent));
             last_seq = item["seq"].as_u64();
@@ -140,18 +156,21 @@ fn send_all(
     let mut sent = 0;
     while sent < count {
         let n = batch.min(count - sent);
-        let payloads: Vec<String> = (0..n)
+        let payloads: Vec<Vec<u8>> = (0..n)
             .map(|i| {
                 let mut p = vec![(sent + i) as u8; size];
                 p[..8].copy_from_slice(&now_ns().to_be_bytes());
-                b64().encode(&p)
+                p
             })
             .collect();
-        a.call(
-            "send",
-            json!({"destination": dest, "service": service, "payloads": payloads, "lifetime_s": 3600}),
-        )
-        .expect("send");
+        let mut params = json!({"destination": dest, "service": service, "lifetime_s": 3600});
+        if base64_apps() {
+            params["payloads"] = payloads.iter().map(|p| b64().encode(p)).collect();
+            a.call("send", params).expect("send");
+        } else {
+            let raw: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            a.call_with("send", params, &raw).expect("send");
+        }
         sent += n;
     }
     (start, Instant::now())
@@ -216,6 +235,8 @@ fn main() {
     let (small_n, large_n, latency_n) = if quick { (20_000, 600, 100) } else { (100_000, 3_000, 400) };
     // `RELAY_200B_COUNT`: more 200-byte bundles, to see where the relay's memory levels off.
     let small_n: u64 = std::env::var("RELAY_200B_COUNT").ok().and_then(|v| v.parse().ok()).unwrap_or(small_n);
+    // `RELAY_64K_COUNT`: a longer 64 KiB phase, to profile it.
+    let large_n: u64 = std::env::var("RELAY_64K_COUNT").ok().and_then(|v| v.parse().ok()).unwrap_or(large_n);
 
     let Some(ns) = namespaces_or_skip(&["ra", "rb", "rc"]) else {
         eprintln!("relay: needs network namespaces (run as root)");
@@ -281,10 +302,23 @@ fn main() {
     let large_dest = dest("large");
     let large_load =
         Workload { dest: &large_dest, service: "large", count: large_n, size: 64 * 1024, batch: 16 };
+    let cpu_before = pids.map(cpu_us);
+    let app_before = cpu_us(std::process::id());
     let large = throughput(&na, &nc, large_load, b_pid, &Arc::new(Mutex::new(Vec::new())));
+    let cpu_after = pids.map(cpu_us);
+    let app_us = (cpu_us(std::process::id()) - app_before) as f64 / large_n as f64;
     println!("relay_64k_mb_per_s {:.1} MB/s", large.mb_per_s);
     println!("relay_64k_bundles_per_s {:.0} 1/s", large.bundles_per_s);
     println!("relay_64k_target_ratio {:.2} x", large.mb_per_s / 200.0);
+    let mut total_us = 0.0;
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let us = (cpu_after[i] - cpu_before[i]) as f64 / large_n as f64;
+        total_us += us;
+        println!("relay_64k_cpu_us_per_bundle_{name} {us:.0} us");
+    }
+    println!("relay_64k_cpu_us_per_bundle_apps {app_us:.0} us");
+    let with_apps = 2e6 / (total_us + app_us).max(0.001) * 64.0 * 1024.0 / 1e6;
+    println!("relay_64k_cpu_bound_with_apps_mb_per_s {with_apps:.0} MB/s");
     let disk = disk_write_mb_per_s(dir.path());
     println!("disk_write_mb_per_s {disk:.0} MB/s");
     println!("relay_64k_disk_bound_mb_per_s {:.0} MB/s", disk / 3.0);

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
@@ -349,12 +348,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let params = serde_json::json!({
                 "destination": to,
                 "service": service,
-                "payload": base64::engine::general_purpose::STANDARD.encode(&payload),
                 "lifetime_s": lifetime,
                 "priority": priority,
             });
-            let r = Client::connect(&state_dir.control_socket())?.call("send", params)?;
-            println!("{}", r["id"].as_str().unwrap_or(""));
+            // The payload goes raw, as an attachment (no base64).
+            let (r, _) =
+                Client::connect(&state_dir.control_socket())?.call_with("send", params, &[&payload])?;
+            println!("{}", r["ids"][0].as_str().unwrap_or(""));
             Ok(())
         }
         Command::Recv { service, count, timeout, json } => {
@@ -688,16 +688,21 @@ fn recv(
             }
             None => 30_000,
         };
-        let params = serde_json::json!({"service": service, "max": count - got, "wait_ms": wait_ms});
-        let r = client.call("recv", params)?;
-        for item in r["items"].as_array().into_iter().flatten() {
+        // Raw payloads come as attachments; --json prints them in base64,
+        // as the node encodes them.
+        let params = serde_json::json!({
+            "service": service, "max": count - got, "wait_ms": wait_ms, "binary": !json,
+        });
+        let (r, payloads) = client.call_with("recv", params, &[])?;
+        let items = r["items"].as_array().map_or(&[][..], Vec::as_slice);
+        if !json && payloads.len() != items.len() {
+            bail!("the node sent {} payloads for {} items", payloads.len(), items.len());
+        }
+        for (i, item) in items.iter().enumerate() {
             if json {
                 writeln!(out, "{}", serde_json::to_string(item)?)?;
             } else {
-                let payload = base64::engine::general_purpose::STANDARD
-                    .decode(item["payload"].as_str().unwrap_or(""))
-                    .context("the node sent a payload that is not base64")?;
-                out.write_all(&payload)?;
+                out.write_all(&payloads[i])?;
             }
             out.flush()?;
             let seq = item["seq"].as_u64().context("the node sent an item without seq")?;

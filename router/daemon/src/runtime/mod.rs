@@ -89,7 +89,9 @@ async fn run_node(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = sigint.recv() => break "SIGINT",
             _ = sigterm.recv() => break "SIGTERM",
-            Some(call) = call_rx.recv() => node.control(&call.request.method, &call.request.params, call.reply),
+            Some(call) = call_rx.recv() => {
+                node.control(&call.request.method, &call.request.params, call.data, call.reply)
+            }
             Some(msg) = link_rx.recv() => {
                 let mut msgs = vec![msg];
                 while let Ok(m) = link_rx.try_recv() {

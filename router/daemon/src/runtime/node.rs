@@ -103,9 +103,24 @@ impl TransportSlot {
     }
 }
 
+/// What a `recv` hands over: its items and, in binary mode, their
+/// payloads as attachments.
+struct Delivered {
+    items: Vec<Value>,
+    data: Vec<Vec<u8>>,
+}
+
+impl Delivered {
+    fn into_reply(self) -> Reply {
+        Reply::ok_with(json!({ "items": self.items }), self.data)
+    }
+}
+
 /// A `recv` waiting for a payload.
 struct RecvWaiter {
     max: usize,
+    /// Payloads as attachments rather than base64.
+    binary: bool,
     deadline_ms: u64,
     reply: oneshot::Sender<Reply>,
 }
@@ -641,12 +656,23 @@ impl Node {
         !self.pending_fds.is_empty()
     }
 
-    /// A control request. `recv` may park the reply until a payload arrives.
-    pub fn control(&mut self, method: &str, params: &Value, reply: oneshot::Sender<Reply>) {
+    /// A control request with its raw attachments (payloads, for `send`).
+    /// `recv` may park the reply until a payload arrives.
+    pub fn control(
+        &mut self,
+        method: &str,
+        params: &Value,
+        data: Vec<Vec<u8>>,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        if !data.is_empty() && method != "send" {
+            let _ = reply.send(Reply::err(format!("{method}: takes no attachments (only `send` does)")));
+            return;
+        }
         let answer = match method {
             "status" => Ok(self.status_with_consensus()),
             "consensus" => self.control_consensus(params),
-            "send" => self.control_send(params),
+            "send" => self.control_send(params, data),
             "recv" => return self.control_recv(params, reply),
             "ack" => self.control_ack(params),
             "bundles" => self.control_bundles(),
@@ -727,8 +753,9 @@ impl Node {
     }
 
     /// `send`: one payload (`payload`) or many (`payloads`, submitted in one
-    /// store batch: one fsync for all), each base64.
-    fn control_send(&mut self, p: &Value) -> Result<Value, String> {
+    /// store batch: one fsync for all), each base64; or the request's raw
+    /// attachments, one payload each (then the reply lists `ids`).
+    fn control_send(&mut self, p: &Value, data: Vec<Vec<u8>>) -> Result<Value, String> {
         let destination =
             p["destination"].as_str().ok_or("send: `destination` (an endpoint URI) is required")?;
         let service = p["service"].as_str().unwrap_or("app");
@@ -737,7 +764,12 @@ impl Node {
                 .decode(v.as_str().ok_or(format!("send: `{what}` must be base64 text"))?)
                 .map_err(|e| format!("send: `{what}` is not base64: {e}"))
         };
+        let attached = !data.is_empty();
         let payloads: Vec<Vec<u8>> = match (&p["payload"], &p["payloads"]) {
+            (Value::Null, Value::Null) if attached => data,
+            _ if attached => {
+                return Err("send: give the payloads either as attachments or in base64, not both".into());
+            }
             (Value::Null, Value::Array(list)) if !list.is_empty() && list.len() <= 10_000 => {
                 list.iter().map(|v| decode(v, "payloads[]")).collect::<Result<_, _>>()?
             }
@@ -745,7 +777,7 @@ impl Node {
                 return Err("send: `payloads` must hold 1 to 10000 payloads".into());
             }
             (v, Value::Null) if !v.is_null() => vec![decode(v, "payload")?],
-            _ => return Err("send: give either `payload` or `payloads` (base64)".into()),
+            _ => return Err("send: give either `payload` or `payloads` (base64), or attachments".into()),
         };
         let lifetime_ms = match p.get("lifetime_s") {
             None | Some(Value::Null) => None,
@@ -773,7 +805,7 @@ impl Node {
             Ok(Ok(ids))
         });
         match ids {
-            Some(Ok(ids)) if p["payloads"].is_null() => Ok(json!({ "id": encode_hex(&ids[0]) })),
+            Some(Ok(ids)) if p["payloads"].is_null() && !attached => Ok(json!({ "id": encode_hex(&ids[0]) })),
             Some(Ok(ids)) => Ok(json!({ "ids": ids.iter().map(|i| encode_hex(i)).collect::<Vec<_>>() })),
             Some(Err(e)) => Err(format!("send: {e} (nothing was sent)")),
             None => {
@@ -782,22 +814,32 @@ impl Node {
         }
     }
 
-    fn deliveries(&mut self, service: &str, max: usize) -> Result<Vec<Value>, String> {
-        let mut out = Vec::new();
+    /// Up to `max` payloads waiting for `service`, as `recv`'s reply: each
+    /// item's payload in base64, or (`binary`) as the reply's attachments in
+    /// item order, the item saying its `payload_len`.
+    fn deliveries(&mut self, service: &str, max: usize, binary: bool) -> Result<Delivered, String> {
+        let mut items = Vec::new();
+        let mut data = Vec::new();
         self.with_batch(|_, _, batch| {
             for d in batch.deliveries(service, max)? {
-                out.push(json!({
+                let mut item = json!({
                     "seq": d.seq,
                     "id": encode_hex(&d.id),
                     "source": d.source,
                     "received_unix_ms": d.received_unix_ms,
-                    "payload": b64().encode(&d.payload),
-                }));
+                });
+                if binary {
+                    item["payload_len"] = json!(d.payload.len());
+                    data.push(d.payload);
+                } else {
+                    item["payload"] = json!(b64().encode(&d.payload));
+                }
+                items.push(item);
             }
             Ok(())
         })
         .ok_or("the store failed")?;
-        Ok(out)
+        Ok(Delivered { items, data })
     }
 
     fn control_recv(&mut self, p: &Value, reply: oneshot::Sender<Reply>) {
@@ -807,17 +849,19 @@ impl Node {
         };
         let max = p["max"].as_u64().unwrap_or(64).clamp(1, 1024) as usize;
         let wait_ms = p["wait_ms"].as_u64().unwrap_or(0).min(MAX_RECV_WAIT_MS);
-        match self.deliveries(service, max) {
-            Ok(items) if items.is_empty() && wait_ms > 0 => {
+        let binary = p["binary"].as_bool().unwrap_or(false);
+        match self.deliveries(service, max, binary) {
+            Ok(d) if d.items.is_empty() && wait_ms > 0 => {
                 let deadline_ms = self.services.uptime_ms() + wait_ms;
                 self.waiters.entry(service.to_owned()).or_default().push(RecvWaiter {
                     max,
+                    binary,
                     deadline_ms,
                     reply,
                 });
             }
-            Ok(items) => {
-                let _ = reply.send(Reply::ok(json!({ "items": items })));
+            Ok(d) => {
+                let _ = reply.send(d.into_reply());
             }
             Err(e) => {
                 let _ = reply.send(Reply::err(e));
@@ -828,10 +872,8 @@ impl Node {
     fn wake_waiters(&mut self, service: &str) {
         let Some(waiters) = self.waiters.remove(service) else { return };
         for w in waiters {
-            let answer = match self.deliveries(service, w.max) {
-                Ok(items) => Reply::ok(json!({ "items": items })),
-                Err(e) => Reply::err(e),
-            };
+            let answer =
+                self.deliveries(service, w.max, w.binary).map_or_else(Reply::err, Delivered::into_reply);
             let _ = w.reply.send(answer);
         }
     }
