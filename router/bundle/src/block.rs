@@ -15,7 +15,7 @@ use crate::crc::{self, CrcType};
 use crate::eid::{self, EidRef};
 use crate::error::{Error, Problem};
 use crate::flags::BlockFlags;
-use crate::primary::{check_crc, crc_field_len, push_crc_placeholder, read_crc};
+use crate::primary::{Crcs, check_crc, crc_field_len, push_crc_placeholder, read_crc};
 
 /// Block type of the payload block.
 pub const PAYLOAD_BLOCK: u64 = 1;
@@ -103,7 +103,7 @@ const F_CRC: &str = "canonical block: CRC";
 
 /// Parses one canonical block at the reader's position (whose base must be 0: the bundle's
 /// start) and checks its CRC. Block data is not interpreted here.
-pub(crate) fn parse<'a>(r: &mut Reader<'a>) -> Result<BlockView<'a>, Error> {
+pub(crate) fn parse<'a>(r: &mut Reader<'a>, crcs: Crcs) -> Result<BlockView<'a>, Error> {
     let start = r.pos();
     let len = r.array(&[5, 6], "5 or 6", F_BLOCK)?;
     let block_type = r.uint(F_TYPE)?;
@@ -128,7 +128,7 @@ pub(crate) fn parse<'a>(r: &mut Reader<'a>) -> Result<BlockView<'a>, Error> {
     let data_at = r.at() - data.len();
     read_crc(r, crc_type, F_CRC)?;
     let raw = r.since(start);
-    check_crc(crc_type, raw, number)?;
+    check_crc(crcs, crc_type, raw, number)?;
     Ok(BlockView { block_type, number, flags, crc_type, data, raw, data_at })
 }
 

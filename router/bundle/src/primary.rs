@@ -81,9 +81,16 @@ pub(crate) fn read_crc(r: &mut Reader<'_>, crc: CrcType, field: &'static str) ->
     Ok(())
 }
 
-/// Checks a block's CRC; `block` is its whole encoding.
-pub(crate) fn check_crc(crc: CrcType, block: &[u8], number: u64) -> Result<(), Error> {
-    if crc == CrcType::None {
+/// Whether a parse recomputes the blocks' CRCs (see `BundleView::parse_trusted`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Crcs {
+    Check,
+    Trust,
+}
+
+/// Checks a block's CRC (unless `crcs` trusts it); `block` is its whole encoding.
+pub(crate) fn check_crc(crcs: Crcs, crc: CrcType, block: &[u8], number: u64) -> Result<(), Error> {
+    if crc == CrcType::None || crcs == Crcs::Trust {
         return Ok(());
     }
     let computed = crc::block_crc(crc, block);
@@ -116,7 +123,7 @@ pub(crate) fn check_flags(flags: BundleFlags, source: EidRef<'_>) -> Result<(), 
 
 /// Parses the primary block at the reader's position and checks its CRC. Returns the fields and
 /// the block's bytes.
-pub(crate) fn parse<'a>(r: &mut Reader<'a>) -> Result<(PrimaryFields<'a>, &'a [u8]), Error> {
+pub(crate) fn parse<'a>(r: &mut Reader<'a>, crcs: Crcs) -> Result<(PrimaryFields<'a>, &'a [u8]), Error> {
     let start = r.pos();
     let len = r.array(&[8, 9, 10, 11], "8 or 9", F_ARRAY)?;
     let version = r.uint(F_VERSION)?;
@@ -154,7 +161,7 @@ pub(crate) fn parse<'a>(r: &mut Reader<'a>) -> Result<(PrimaryFields<'a>, &'a [u
     let lifetime_ms = r.uint(F_LIFETIME)?;
     read_crc(r, crc_type, F_CRC)?;
     let raw = r.since(start);
-    check_crc(crc_type, raw, 0)?;
+    check_crc(crcs, crc_type, raw, 0)?;
     if destination == EidRef::None {
         return Err(Error::NullDestination);
     }

@@ -15,7 +15,7 @@ use crate::eid::EidRef;
 use crate::error::{Error, Problem};
 use crate::flags::{BlockFlags, BundleFlags};
 use crate::id::BundleId;
-use crate::primary::{self, CreationTimestamp, PrimaryFields};
+use crate::primary::{self, Crcs, CreationTimestamp, PrimaryFields};
 use crate::priority::{self, CLASS_OF_SERVICE_BLOCK, Priority};
 use crate::{BLOCK_INTEGRITY_BLOCK, Limits};
 
@@ -36,6 +36,21 @@ pub struct BundleView<'a> {
 impl<'a> BundleView<'a> {
     /// Parses and checks `bytes` (one whole bundle, nothing after it).
     pub fn parse(bytes: &'a [u8], limits: &Limits) -> Result<BundleView<'a>, Error> {
+        Self::parse_with(bytes, limits, Crcs::Check)
+    }
+
+    /// [`parse`](Self::parse) for bytes this node has already parsed and
+    /// checked (a bundle it built, or read back from its own store): every
+    /// rule is checked as by `parse` except the blocks' CRCs, which are read
+    /// but not recomputed. For a 64 KiB payload a CRC-32C pass is about
+    /// 12 µs, and a node re-reads each bundle it forwards. The CRC values
+    /// stay in the bytes and travel on unchanged, so if the stored copy was
+    /// damaged, the next hop's `parse` still refuses it.
+    pub fn parse_trusted(bytes: &'a [u8], limits: &Limits) -> Result<BundleView<'a>, Error> {
+        Self::parse_with(bytes, limits, Crcs::Trust)
+    }
+
+    fn parse_with(bytes: &'a [u8], limits: &Limits, crcs: Crcs) -> Result<BundleView<'a>, Error> {
         if bytes.len() > limits.max_bundle_bytes {
             return Err(Error::TooLarge { len: bytes.len(), max: limits.max_bundle_bytes });
         }
@@ -58,7 +73,7 @@ impl<'a> BundleView<'a> {
             }
             None => return Err(Error::Truncated { at: 0, field: "bundle" }),
         };
-        let (primary, primary_raw) = primary::parse(&mut r)?;
+        let (primary, primary_raw) = primary::parse(&mut r, crcs)?;
         // Canonical blocks must not ask for a status report when no report may be sent (§4.2.4).
         let no_reports = primary.flags.contains(BundleFlags::ADMIN_RECORD) || primary.source == EidRef::None;
 
@@ -88,7 +103,7 @@ impl<'a> BundleView<'a> {
             if view.blocks.len() == limits.max_blocks {
                 return Err(Error::TooManyBlocks { max: limits.max_blocks });
             }
-            let b = block::parse(&mut r)?;
+            let b = block::parse(&mut r, crcs)?;
             if payload_seen {
                 return Err(Error::PayloadNotLast { block_number: b.number });
             }

@@ -86,6 +86,38 @@ fn bad_crcs_are_refused_in_every_block() {
 }
 
 #[test]
+fn a_trusted_parse_skips_only_the_crcs_and_the_next_hop_still_catches_damage() {
+    let bytes = sample().emit();
+    let limits = Limits::default();
+    // Same view as a checked parse.
+    let checked = parse(&bytes).unwrap();
+    let trusted = BundleView::parse_trusted(&bytes, &limits).unwrap();
+    assert_eq!(trusted.to_bundle(), checked.to_bundle());
+    assert_eq!(trusted.id(), checked.id());
+    // Damage under a CRC: the trusted parse does not recompute it, and
+    // forwards the old CRC with the bytes, which the next hop refuses.
+    let mut bad = bytes.clone();
+    let last_payload_byte = bytes.len() - 1 - 5 - 1;
+    bad[last_payload_byte] ^= 0x80;
+    let view = BundleView::parse_trusted(&bad, &limits).unwrap();
+    let forwarded = view.forward(10, &"dtn://relay/".parse().unwrap(), &limits).unwrap();
+    assert!(matches!(parse(&forwarded), Err(Error::CrcMismatch { block: 1, .. })));
+    // Every other rule still holds: a truncated or structurally wrong
+    // bundle is refused as by `parse`.
+    for cut in [1, bytes.len() / 2, bytes.len() - 1] {
+        assert_eq!(
+            BundleView::parse_trusted(&bytes[..cut], &limits).unwrap_err(),
+            parse(&bytes[..cut]).unwrap_err()
+        );
+    }
+    let two_payloads = emit_unchecked(|b| b.extensions = vec![ext(20, 1, 0)]);
+    assert_eq!(
+        BundleView::parse_trusted(&two_payloads, &limits).unwrap_err(),
+        parse(&two_payloads).unwrap_err()
+    );
+}
+
+#[test]
 fn structural_rules() {
     type Edit = Box<dyn Fn(&mut Bundle)>;
     let cases: Vec<(Edit, Error)> = vec![
@@ -398,6 +430,15 @@ fn check_consistent(bytes: &[u8]) -> Result<(), TestCaseError> {
         let _ = view.forward(5, &Eid::Ipn { node: 1, service: 0 }, &limits());
     }
     let _ = forward(bytes, 1, &Eid::Ipn { node: 1, service: 0 }, &limits());
+    // Without CRCs to stop them, mutations reach every later check: a
+    // trusted parse must not panic either, and what it accepts, with its
+    // CRCs set right, a checked parse accepts.
+    if let Ok(view) = BundleView::parse_trusted(bytes, &limits()) {
+        let b = view.to_bundle();
+        prop_assert_eq!(b.validate(&limits()), Ok(()));
+        prop_assert_eq!(Bundle::parse(&b.emit(), &limits()), Ok(b));
+        let _ = view.forward(5, &Eid::Ipn { node: 1, service: 0 }, &limits());
+    }
     Ok(())
 }
 
