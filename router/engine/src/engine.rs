@@ -1385,7 +1385,23 @@ impl Engine {
             }
             self.next_expiry_unix = batch.next_expiry()?;
         }
+        self.compact();
         self.pump_all(clock, batch)
+    }
+
+    /// Gives back the room bursts left in the per-bundle collections once
+    /// they have drained (on timeouts: at least every retransmission
+    /// period while anything is in flight, and after the last delivery).
+    fn compact(&mut self) {
+        for n in self.neighbours.values_mut() {
+            n.compact();
+        }
+        if crate::peer::needs_shrink(self.reserved.capacity(), self.reserved.len()) {
+            self.reserved.shrink_to(self.reserved.len() * 2);
+        }
+        if crate::peer::needs_shrink(self.actions.capacity(), self.actions.len()) {
+            self.actions.shrink_to(self.actions.len() * 2);
+        }
     }
 
     fn recount_held_from(&mut self, batch: &Batch<'_>) -> Result<(), StoreError> {

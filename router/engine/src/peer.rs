@@ -100,4 +100,88 @@ impl Neighbour {
         }
         released
     }
+
+    /// Gives back the memory of a backlog that has drained: a burst can
+    /// leave these collections with room for tens of thousands of ids
+    /// (about 2 MB measured on a relay), kept for good otherwise.
+    pub(crate) fn compact(&mut self) {
+        shrink_set(&mut self.has);
+        shrink_set(&mut self.pending);
+        if needs_shrink(self.inflight.capacity(), self.inflight.len()) {
+            self.inflight.shrink_to(self.inflight.len() * 2);
+        }
+        if needs_shrink(self.queue.capacity(), self.queue.len()) {
+            self.queue.shrink_to(self.queue.len() * 2);
+        }
+    }
+}
+
+/// Entries a collection may keep room for without being shrunk: below
+/// this, shrinking saves too little to be worth the reallocation.
+const KEEP_ROOM: usize = 1024;
+
+/// Whether a collection of `len` entries with room for `capacity` holds
+/// more than four times the room it needs (and more than [`KEEP_ROOM`]).
+pub(crate) fn needs_shrink(capacity: usize, len: usize) -> bool {
+    capacity > KEEP_ROOM && capacity > 4 * len
+}
+
+fn shrink_set<T: std::hash::Hash + Eq>(set: &mut HashSet<T>) {
+    if needs_shrink(set.capacity(), set.len()) {
+        set.shrink_to(set.len() * 2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_gives_back_the_room_of_a_drained_backlog_and_keeps_what_is_left() {
+        let mut n = Neighbour {
+            links: Vec::new(),
+            endpoint: String::new(),
+            metric: None,
+            signal: None,
+            since_ms: 0,
+            summary_done: true,
+            has: HashSet::default(),
+            acks_due: Vec::new(),
+            queue: VecDeque::new(),
+            pending: HashSet::default(),
+            inflight: HashMap::default(),
+            inbound: TokenBucket::new(1.0, 1.0, 0),
+            inbound_bytes: TokenBucket::new(1.0, 1.0, 0),
+            held_from: 0,
+        };
+        let id = |i: u32| {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_le_bytes());
+            id
+        };
+        for i in 0..50_000 {
+            n.has.insert(u64::from(i));
+            n.pending.insert(id(i));
+            n.queue.push_back(Queued { id: id(i), copies: 1, not_before_ms: 0 });
+            n.inflight.insert(id(i), InFlight { copies: 1, sent_ms: 0, retries: 0 });
+        }
+        // A burst still queued: nothing to give back.
+        let before = (n.has.capacity(), n.pending.capacity(), n.queue.capacity(), n.inflight.capacity());
+        n.compact();
+        assert_eq!(
+            before,
+            (n.has.capacity(), n.pending.capacity(), n.queue.capacity(), n.inflight.capacity())
+        );
+        // Drained but for 100: the room goes, the 100 stay.
+        for i in 100..50_000 {
+            n.forget(&id(i));
+            n.has.remove(&u64::from(i));
+        }
+        n.compact();
+        for cap in [n.has.capacity(), n.pending.capacity(), n.queue.capacity(), n.inflight.capacity()] {
+            assert!(cap <= KEEP_ROOM, "room for {cap} entries kept for 100");
+        }
+        assert_eq!((n.has.len(), n.pending.len(), n.queue.len(), n.inflight.len()), (100, 100, 100, 100));
+        assert!((0..100).all(|i| n.pending.contains(&id(i)) && n.inflight.contains_key(&id(i))));
+    }
 }
