@@ -201,7 +201,10 @@ impl TransportPlugin for Udp {
         let fd = socket.as_raw_fd();
         self.host.watch_fd(fd, MP_FD_READABLE)?;
         self.nonce = sys::random_u64();
-        self.rx.get_or_insert_with(|| Box::new(RxBatch::new()));
+        // With GRO each slot may take a whole train (up to 64 KiB, all of it
+        // resident once used): fewer slots hold as many datagrams per call.
+        let slots = if opened.gro { sys::GRO_RX_SLOTS.min(c.batch as usize) } else { c.batch as usize };
+        self.rx.get_or_insert_with(|| Box::new(RxBatch::new(slots)));
         self.io = Some(Io { socket, fd, family: opened.family, gso: opened.gso && c.gso, want_write: false });
         for iface in &mut self.interfaces {
             (iface.index, iface.joined, iface.join_failed) = (0, false, false);
