@@ -1396,12 +1396,8 @@ impl Engine {
         for n in self.neighbours.values_mut() {
             n.compact();
         }
-        if crate::peer::needs_shrink(self.reserved.capacity(), self.reserved.len()) {
-            self.reserved.shrink_to(self.reserved.len() * 2);
-        }
-        if crate::peer::needs_shrink(self.actions.capacity(), self.actions.len()) {
-            self.actions.shrink_to(self.actions.len() * 2);
-        }
+        crate::peer::give_back_room!(self.reserved);
+        crate::peer::give_back_room!(self.actions);
     }
 
     fn recount_held_from(&mut self, batch: &Batch<'_>) -> Result<(), StoreError> {

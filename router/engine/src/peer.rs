@@ -105,32 +105,29 @@ impl Neighbour {
     /// leave these collections with room for tens of thousands of ids
     /// (about 2 MB measured on a relay), kept for good otherwise.
     pub(crate) fn compact(&mut self) {
-        shrink_set(&mut self.has);
-        shrink_set(&mut self.pending);
-        if needs_shrink(self.inflight.capacity(), self.inflight.len()) {
-            self.inflight.shrink_to(self.inflight.len() * 2);
-        }
-        if needs_shrink(self.queue.capacity(), self.queue.len()) {
-            self.queue.shrink_to(self.queue.len() * 2);
-        }
+        give_back_room!(self.has);
+        give_back_room!(self.pending);
+        give_back_room!(self.inflight);
+        give_back_room!(self.queue);
     }
 }
 
 /// Entries a collection may keep room for without being shrunk: below
 /// this, shrinking saves too little to be worth the reallocation.
-const KEEP_ROOM: usize = 1024;
+pub(crate) const KEEP_ROOM: usize = 1024;
 
-/// Whether a collection of `len` entries with room for `capacity` holds
-/// more than four times the room it needs (and more than [`KEEP_ROOM`]).
-pub(crate) fn needs_shrink(capacity: usize, len: usize) -> bool {
-    capacity > KEEP_ROOM && capacity > 4 * len
+/// Shrinks a collection (anything with `capacity`, `len` and `shrink_to`:
+/// the std and foldhash maps and sets, `VecDeque`) to twice its length when
+/// it has room for more than four times its length and more than
+/// [`KEEP_ROOM`] entries.
+macro_rules! give_back_room {
+    ($c:expr) => {
+        if $c.capacity() > $crate::peer::KEEP_ROOM && $c.capacity() > 4 * $c.len() {
+            $c.shrink_to($c.len() * 2);
+        }
+    };
 }
-
-fn shrink_set<T: std::hash::Hash + Eq>(set: &mut HashSet<T>) {
-    if needs_shrink(set.capacity(), set.len()) {
-        set.shrink_to(set.len() * 2);
-    }
-}
+pub(crate) use give_back_room;
 
 #[cfg(test)]
 mod tests {
