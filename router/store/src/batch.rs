@@ -346,18 +346,10 @@ impl<'s> Batch<'s> {
         Ok(self.meta_at(seq)?.filter(|m| m.id == *id))
     }
 
-    /// A held bundle's metadata and bytes (borrowed from the transaction),
-    /// with one lookup of the id.
-    pub fn bundle(&self, id: &Id) -> Result<Option<(BundleMeta, &[u8])>, StoreError> {
-        let Some(seq) = self.stored_seq(id) else { return Ok(None) };
-        let Some(meta) = self.meta_at(seq)?.filter(|m| m.id == *id) else { return Ok(None) };
-        let bytes = self.store.tables.data.get(self.txn(), &seq_key(seq))?;
-        Ok(bytes.map(|b| (meta, b)))
-    }
-
-    /// A held bundle's bytes and when this node received it, without
-    /// decoding the rest of its metadata (two strings): what forwarding
-    /// needs, for every bundle sent.
+    /// A held bundle's bytes (borrowed from the transaction) and when this
+    /// node received it, without decoding the rest of its metadata (two
+    /// strings): what forwarding needs, for every bundle sent. (The whole
+    /// metadata is [`Batch::meta`].)
     pub fn bytes_and_received(&self, id: &Id) -> Result<Option<(u64, &[u8])>, StoreError> {
         let Some(seq) = self.stored_seq(id) else { return Ok(None) };
         let Some(raw) = self.store.tables.meta.get(self.txn(), &seq_key(seq))? else { return Ok(None) };
@@ -575,7 +567,7 @@ mod tests {
         }
         let s = Store::open(dir.path(), StoreConfig::default()).unwrap();
         let b = s.batch().unwrap();
-        assert_eq!(b.bundle(&[1; 32]).unwrap().map(|(_, d)| d), Some(&b"one"[..]));
+        assert_eq!(b.bytes_and_received(&[1; 32]).unwrap().map(|(_, d)| d), Some(&b"one"[..]));
         assert_eq!(b.bytes_and_received(&[1; 32]).unwrap(), Some((1000, &b"one"[..])));
         assert_eq!(b.bytes_and_received(&[5; 32]).unwrap(), None, "seen, not held");
         assert!(!b.is_known(&[2; 32]).unwrap());
@@ -618,7 +610,7 @@ mod tests {
         }
         let s = Store::open(dir.path(), StoreConfig::default()).unwrap();
         let mut b = s.batch().unwrap();
-        assert_eq!(b.bundle(&[1; 32]).unwrap().map(|(_, d)| d), Some(&b"hello"[..]));
+        assert_eq!(b.bytes_and_received(&[1; 32]).unwrap().map(|(_, d)| d), Some(&b"hello"[..]));
         assert_eq!(b.meta(&[1; 32]).unwrap().map(|m| m.seq), Some(7));
         assert!(b.is_known(&[2; 32]).unwrap() && b.meta(&[2; 32]).unwrap().is_none());
         assert_eq!(b.held_ids().unwrap(), vec![[1; 32]]);
@@ -681,7 +673,7 @@ mod tests {
             assert_eq!(seen::count_entries(&s.tables.seen_merged, &s.env.read_txn().unwrap()), 8);
             assert_eq!(s.known_ids(), 11);
             let mut b = s.batch().unwrap();
-            assert_eq!(b.bundle(&[1; 32]).unwrap().map(|(_, d)| d), Some(&b"hello"[..]));
+            assert_eq!(b.bytes_and_received(&[1; 32]).unwrap().map(|(_, d)| d), Some(&b"hello"[..]));
             assert_eq!(b.held_ids().unwrap(), vec![[1; 32]]);
             for id in &seen_ids {
                 assert!(b.is_known(id).unwrap() && b.meta(id).unwrap().is_none());
