@@ -52,7 +52,7 @@ pub struct Request {
     pub attachments: Vec<u64>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Reply {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,20 +70,14 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(result: Value) -> Reply {
-        Reply { ok: true, result: Some(result), error: None, attachments: Vec::new(), data: Vec::new() }
+        Reply::ok_with(result, Vec::new())
     }
     /// A result with raw attachments after it.
     pub fn ok_with(result: Value, data: Vec<Vec<u8>>) -> Reply {
-        Reply { data, ..Reply::ok(result) }
+        Reply { ok: true, result: Some(result), data, ..Reply::default() }
     }
     pub fn err(message: impl Into<String>) -> Reply {
-        Reply {
-            ok: false,
-            result: None,
-            error: Some(message.into()),
-            attachments: Vec::new(),
-            data: Vec::new(),
-        }
+        Reply { ok: false, error: Some(message.into()), ..Reply::default() }
     }
 }
 
