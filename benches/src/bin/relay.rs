@@ -133,13 +133,17 @@ fn receive(
         assert!(Instant::now() < deadline, "relay: only {got} of {count} bundles arrived");
         let params = json!({"service": service, "max": 1024, "wait_ms": 1000, "binary": !base64_apps()});
         let (r, attached) = c.call_with("recv", params, &[]).expect("recv");
-        let items = r["items"].as_array().cloned().unwrap_or_default();
+        let items = r["items"].as_array().map_or(&[][..], Vec::as_slice);
         let arrived = now_ns();
         let mut last_seq = None;
         for (i, item) in items.iter().enumerate() {
+            let decoded;
             let payload = match item["payload"].as_str() {
-                Some(text) => b64().decode(text).unwrap(),
-                None => attached[i].clone(),
+                Some(text) => {
+                    decoded = b64().decode(text).unwrap();
+                    &decoded[..]
+                }
+                None => &attached[i][..],
             };
             let sent = u64::from_be_bytes(payload[..8].try_into().unwrap());
             latencies.lock().unwrap().push(arrived.saturating_sub(sent));
