@@ -300,11 +300,21 @@ pub fn in_ns(ns: &str, args: &[&str]) -> Result<(), String> {
 }
 
 impl Netns {
-    /// Creates `meshpay-<tag>-<pid>` with loopback up and IPv6 DAD off (so
-    /// link-local addresses work at once). `Err` when the kernel or the
+    /// Creates `mp-<tag>-<pid>-<serial>` with loopback up and IPv6 DAD off
+    /// (so link-local addresses work at once). `Err` when the kernel or the
     /// sandbox refuses namespaces: callers skip with that message.
+    ///
+    /// The serial makes the name unique per call, not only per process:
+    /// the tests of one process run in parallel, and several use the same
+    /// tags (every `line_*` test of `dtn_netns` asks for `a`, `b`, `c`).
+    /// With the pid alone, a second test re-created a namespace under a
+    /// name the first was still using, and two nodes could land in one
+    /// namespace (seen: "cannot open UDP port 4556: Address already in
+    /// use" in a CI run).
     pub fn new(tag: &str) -> Result<Netns, String> {
-        let name = format!("mp-{tag}-{}", std::process::id());
+        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("mp-{tag}-{}-{n}", std::process::id());
         let _ = ip(&["netns", "del", &name]);
         ip(&["netns", "add", &name])?;
         let ns = Netns { name };
