@@ -351,3 +351,50 @@ fn a_hostile_peer_cannot_stop_the_node_and_honest_traffic_still_arrives() {
         assert_eq!(n.stop().code(), Some(0));
     }
 }
+
+/// A neighbour's first datagram may be a frame, its HELLO, before any
+/// beacon: the UDP transport then reports the link up and delivers the frame
+/// in one read. The node must handle the two in that order, or it drops the
+/// HELLO as coming from an unknown link, and a peer that does not repeat it
+/// (or repeats it only after a retransmission interval) is not identified.
+#[test]
+#[ignore = "slow: network namespaces"]
+fn a_hello_that_comes_with_its_link_up_identifies_the_neighbour() {
+    use meshpay_engine::frame::FrameRepr;
+    use meshpay_transport_udp::wire::{FRAGMENT_HEADER_LEN, FragmentRepr};
+    use std::net::{SocketAddrV6, UdpSocket};
+
+    let Some(ns) = namespaces_or_skip(&["fa", "fb"]) else { return };
+    let (a, b) = (&ns[0], &ns[1]);
+    veth(a, "eth0", b, "eth0").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let nb = NodeProc::start_in(b, &tmp.path().join("b"), &config("B", &["eth0"], ROUTINGS[0], ""));
+
+    let key = [0x5au8; 32];
+    let hello = FrameRepr::Hello { node_key: key }.to_vec();
+    let mut datagram = vec![0u8; FRAGMENT_HEADER_LEN + hello.len()];
+    FragmentRepr { frame_id: 1, index: 0, count: 1, total_len: hello.len() as u32 }.emit(&mut datagram);
+    datagram[FRAGMENT_HEADER_LEN..].copy_from_slice(&hello);
+    let a_name = a.name.clone();
+    std::thread::spawn(move || -> Result<(), String> {
+        lab::enter_netns(&a_name)?;
+        let socket = UdpSocket::bind("[::]:0").map_err(|e| e.to_string())?;
+        // SAFETY: a NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(c"eth0".as_ptr()) };
+        let group = SocketAddrV6::new(meshpay_transport_udp::BEACON_GROUP_V6, 4556, 0, ifindex);
+        socket.send_to(&datagram, group).map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .join()
+    .unwrap()
+    .expect("sending the HELLO");
+
+    nb.wait_status("the HELLO at B", Duration::from_secs(10), |s| {
+        s["counters"]["frames_in"].as_u64() >= Some(1)
+    });
+    let s = nb.wait_status("B to identify the sender of the HELLO", Duration::from_secs(5), |s| {
+        s["neighbours"].as_array().is_some_and(|n| n.iter().any(|n| n["node"] == "5a".repeat(32)))
+    });
+    assert_eq!(s["counters"]["frames_unknown_link"], 0, "{s:#}");
+    assert_eq!(nb.stop().code(), Some(0));
+}

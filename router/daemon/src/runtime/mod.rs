@@ -2,14 +2,14 @@
 //! (engine and plugin instances) and multiplexes: control requests, frames
 //! and link events from transports, timers, fd readiness, and signals.
 //! OWN_THREAD transports run their own threads and reach the loop through
-//! bounded queues.
+//! a queue (bounded in frames; see `transport_queue`).
 
 mod mesh;
 mod node;
 mod services;
+mod transport_queue;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,9 +20,10 @@ use crate::config::Config;
 use crate::control;
 use crate::identity::Identity;
 use crate::state_dir::{KEY_FILE, StateDir};
+use node::Node;
 pub use node::load_plugin;
-use node::{ChannelEvents, FRAME_QUEUE, Node};
 use services::Services;
+use transport_queue::transport_queue;
 
 /// Frames handled per loop turn (one store batch, one fsync) before other
 /// sources get a look in. Large enough that group commit keeps up with a
@@ -52,9 +53,7 @@ async fn run_node(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
     );
 
     let services = Arc::new(Services::new(identity.clone(), name.clone()));
-    let (frame_tx, mut frame_rx) = mpsc::channel(FRAME_QUEUE);
-    let (link_tx, mut link_rx) = mpsc::unbounded_channel();
-    let events = Arc::new(ChannelEvents { frames: frame_tx, links: link_tx, dropped: AtomicU64::new(0) });
+    let (events, mut transport_rx) = transport_queue();
     let mut node = Node::new(services.clone(), identity, name, events, &config, state_dir.path())?;
     // The mesh interface first: transports bind to it.
     if let Some(m) = &config.mesh {
@@ -92,22 +91,15 @@ async fn run_node(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
             Some(call) = call_rx.recv() => {
                 node.control(&call.request.method, &call.request.params, call.data, call.reply)
             }
-            Some(msg) = link_rx.recv() => {
-                let mut msgs = vec![msg];
-                while let Ok(m) = link_rx.try_recv() {
-                    msgs.push(m);
-                }
-                node.on_transport_msgs(msgs);
-            }
-            Some(msg) = frame_rx.recv() => {
+            Some(msg) = transport_rx.recv() => {
                 // One store batch (one fsync) for everything queued.
-                node.on_transport_msgs(take_frames(Some(msg), &mut frame_rx));
+                node.on_transport_msgs(transport_rx.take(Some(msg), FRAME_BATCH));
             }
             ready = fds_ready => {
                 node.on_fds_ready(ready);
                 // What the transports just read goes into one store batch
                 // now, not a turn (and a commit) at a time.
-                let msgs = take_frames(None, &mut frame_rx);
+                let msgs = transport_rx.take(None, FRAME_BATCH);
                 if !msgs.is_empty() {
                     node.on_transport_msgs(msgs);
                 }
@@ -132,21 +124,6 @@ async fn run_node(state_dir: StateDir, config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&socket);
     tracing::info!("meshpay stopped");
     Ok(())
-}
-
-/// `first` and whatever else is queued, up to `FRAME_BATCH`.
-fn take_frames(
-    first: Option<node::TransportMsg>,
-    rx: &mut mpsc::Receiver<node::TransportMsg>,
-) -> Vec<node::TransportMsg> {
-    let mut msgs: Vec<_> = first.into_iter().collect();
-    while msgs.len() < FRAME_BATCH {
-        match rx.try_recv() {
-            Ok(m) => msgs.push(m),
-            Err(_) => break,
-        }
-    }
-    msgs
 }
 
 fn host_name() -> String {

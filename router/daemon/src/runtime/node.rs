@@ -10,69 +10,30 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use meshpay_abi::{LinkEvent, MP_LINK_DOWN, MP_LINK_UP, MP_LINK_UPDATE};
+use meshpay_abi::{MP_LINK_DOWN, MP_LINK_UP, MP_LINK_UPDATE};
 use meshpay_engine::{Action, Clock, Engine, EngineConfig, Event, LinkId, Note, RateLimit, Submit};
 use meshpay_host::{
-    CallError, FdState, HostError, HostServices, InstanceId, InstanceState, Plugin, Transport,
-    TransportEvents,
+    CallError, FdState, HostServices, InstanceId, InstanceState, Plugin, Transport, TransportEvents,
 };
 use meshpay_store::{Batch, Store, StoreConfig, StoreError};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::builtins;
 use crate::config::{Config, PluginRef, PluginSection};
 use crate::control::Reply;
 use crate::identity::{Identity, did_key, encode_hex};
 use crate::runtime::services::Services;
+use crate::runtime::transport_queue::{ChannelEvents, TransportMsg};
 
-/// Capacity of the queue from transports to the node loop (frames).
-pub const FRAME_QUEUE: usize = 8192;
 /// How many `on_fd` calls one readiness gets before others have a turn.
 const FD_BUDGET: usize = 64;
 /// Longest a `recv` may wait.
 const MAX_RECV_WAIT_MS: u64 = 60_000;
-
-/// A message from a transport instance to the node loop.
-#[derive(Debug)]
-pub enum TransportMsg {
-    Frame { instance: InstanceId, peer: String, data: Vec<u8> },
-    Link { instance: InstanceId, kind: u32, peer: String, metric: Option<u32>, signal_dbm: Option<i32> },
-}
-
-/// Transports' thread-safe delivery path: bounded for frames (drops are
-/// counted), unbounded for the rare link events (a lost LINK_DOWN would
-/// leave a ghost neighbour).
-pub struct ChannelEvents {
-    pub frames: mpsc::Sender<TransportMsg>,
-    pub links: mpsc::UnboundedSender<TransportMsg>,
-    pub dropped: AtomicU64,
-}
-
-impl TransportEvents for ChannelEvents {
-    fn deliver(&self, instance: InstanceId, peer: &str, frame: &[u8]) -> Result<(), HostError> {
-        let msg = TransportMsg::Frame { instance, peer: peer.to_owned(), data: frame.to_vec() };
-        self.frames.try_send(msg).map_err(|_| {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            HostError::Full
-        })
-    }
-
-    fn link_event(&self, instance: InstanceId, event: &LinkEvent<'_>) -> Result<(), HostError> {
-        let msg = TransportMsg::Link {
-            instance,
-            kind: event.kind,
-            peer: event.peer.to_owned(),
-            metric: event.metric,
-            signal_dbm: event.signal_dbm,
-        };
-        self.links.send(msg).map_err(|_| HostError::Failed)
-    }
-}
 
 #[derive(Default, Clone, Copy)]
 struct TransportStats {
