@@ -192,18 +192,23 @@ fn a_bundle_over_two_paths_is_stored_and_delivered_once() {
     wait_neighbours(&na, 2);
     let (_, e_endpoint) = ne.id();
     send(&na, &e_endpoint, "twice", b"one copy please", tmp.path(), &[]);
-    // Both copies reach D; it stores one.
+    // Two copies meet, and one of them is recognised as a duplicate. Most
+    // often both reach D, over B and over C. But if D's copy (over B)
+    // reaches C before A's does, D forwards it to C and C does not send it
+    // back; then the copies meet at C instead. Either way, every node stores
+    // the bundle once.
+    let duplicates = || [&nb, &nc, &nd].iter().map(|n| counter(n, "bundles_duplicate")).sum::<u64>();
     assert!(
-        wait_for(Duration::from_secs(20), || (counter(&nd, "bundles_stored")
-            + counter(&nd, "bundles_duplicate")
-            >= 2)
+        wait_for(Duration::from_secs(20), || (counter(&nd, "bundles_stored") >= 1 && duplicates() >= 1)
             .then_some(()))
         .is_some(),
-        "D did not see the bundle over both paths; D's log:\n{}",
+        "the two paths' copies never met; D's log:\n{}",
         nd.log()
     );
-    assert_eq!(counter(&nd, "bundles_stored"), 1);
-    assert_eq!(held(&nd), 1);
+    for (name, n) in [("B", &nb), ("C", &nc), ("D", &nd)] {
+        assert_eq!(counter(n, "bundles_stored"), 1, "{name} stored the bundle more than once");
+        assert_eq!(held(n), 1, "{name}");
+    }
     e.set_link("eth0", true);
     assert_eq!(recv(&ne, "twice", 30).as_deref(), Some(&b"one copy please"[..]));
     assert_eq!(recv(&ne, "twice", 3), None);
