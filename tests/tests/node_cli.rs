@@ -264,3 +264,47 @@ fn payloads_pass_the_control_api_raw_as_attachments_and_bad_attachments_are_refu
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stdout == big, "recv wrote {} bytes, not the 70000 sent", out.stdout.len());
 }
+
+#[test]
+fn a_recv_reply_is_bounded_in_bytes_and_the_rest_comes_on_the_next_call() {
+    // 20 payloads of 1 MB wait for one service; a `recv` asking for 1 024
+    // gets no more than 16 MiB of them (the node builds a reply in memory),
+    // and the next calls get the rest, in order.
+    let tmp = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(tmp.path(), "[node]\nname = \"solo\"\n");
+    let out = node.cli(&["id", "--json"]);
+    let id: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dest = format!("{}inbox", id["endpoint"].as_str().unwrap());
+    let s = std::os::unix::net::UnixStream::connect(node.state_dir().join("control.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut sock = std::io::BufReader::new(s);
+    let payload = |n: u8| vec![n; 1_000_000];
+    for half in 0..2u8 {
+        let ps: Vec<Vec<u8>> = (0..10).map(|i| payload(half * 10 + i)).collect();
+        let refs: Vec<&[u8]> = ps.iter().map(Vec::as_slice).collect();
+        let lens: Vec<usize> = ps.iter().map(Vec::len).collect();
+        let send = serde_json::json!({"method": "send", "params": {"destination": dest, "service": "x"}, "attachments": lens});
+        let (reply, _) = control_raw(&mut sock, &send, &refs);
+        assert_eq!(reply["ok"], true, "{reply}");
+    }
+    let recv = serde_json::json!({"method": "recv", "params": {"service": "inbox", "max": 1024, "wait_ms": 10000, "binary": true}});
+    let mut got: Vec<u8> = Vec::new();
+    let mut replies = 0;
+    while got.len() < 20 {
+        let (reply, data) = control_raw(&mut sock, &recv, &[]);
+        replies += 1;
+        assert_eq!(reply["ok"], true, "{reply}");
+        assert!(!data.is_empty(), "nothing delivered within 10 s; log:\n{}", node.log());
+        let bytes: usize = data.iter().map(Vec::len).sum();
+        assert!(bytes <= 16 << 20, "one reply carried {bytes} bytes of payload");
+        for d in &data {
+            assert!(d == &payload(d[0]), "a payload came back changed");
+            got.push(d[0]);
+        }
+        let last = reply["result"]["items"].as_array().unwrap().last().unwrap()["seq"].as_u64().unwrap();
+        let ack = serde_json::json!({"method": "ack", "params": {"service": "inbox", "seq": last}});
+        assert_eq!(control_raw(&mut sock, &ack, &[]).0["ok"], true);
+    }
+    assert_eq!(got, (0..20).collect::<Vec<u8>>(), "payloads lost, repeated or out of order");
+    assert!(replies >= 2, "all 20 MB came in one reply");
+}

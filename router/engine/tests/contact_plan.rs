@@ -81,7 +81,7 @@ impl Sim {
                 }
                 Action::Deliverable { service } => {
                     let mut b = node.store.batch().unwrap();
-                    for d in b.deliveries(&service, 100).unwrap() {
+                    for d in b.deliveries(&service, 100, usize::MAX).unwrap() {
                         self.delivered[i].push(String::from_utf8(d.payload.clone()).unwrap());
                         b.ack_deliveries(&service, d.seq).unwrap();
                     }

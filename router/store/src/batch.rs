@@ -497,13 +497,28 @@ impl<'s> Batch<'s> {
         Ok(seq)
     }
 
-    /// Up to `max` queued deliveries for `service`, oldest first.
-    pub fn deliveries(&self, service: &str, max: usize) -> Result<Vec<Delivery>, StoreError> {
+    /// Up to `max` queued deliveries for `service`, oldest first, and no
+    /// more than `max_bytes` of them (counted as stored, payload and a few
+    /// dozen bytes of metadata each) unless the first alone is larger: it
+    /// is always returned, so a large payload never blocks its queue. The
+    /// caller holds what this returns in memory, and `max` alone would let
+    /// one call gather a thousand full-size bundles.
+    pub fn deliveries(
+        &self,
+        service: &str,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
         let mut prefix = service.as_bytes().to_vec();
         prefix.push(0);
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for item in self.store.tables.delivery.prefix_iter(self.txn(), &prefix)?.take(max) {
             let (k, v) = item?;
+            bytes = bytes.saturating_add(v.len());
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
             let seq = u64::from_be_bytes(
                 k[prefix.len()..].try_into().map_err(|_| StoreError::Damaged("delivery key"))?,
             );
@@ -754,13 +769,31 @@ mod tests {
         let s1 = b.enqueue_delivery("chat", &[1; 32], "dtn://a/", 5, b"hello").unwrap();
         b.enqueue_delivery("other", &[2; 32], "dtn://a/", 5, b"x").unwrap();
         let s3 = b.enqueue_delivery("chat", &[3; 32], "dtn://c/", 6, b"world").unwrap();
-        let got = b.deliveries("chat", 10).unwrap();
+        let got = b.deliveries("chat", 10, usize::MAX).unwrap();
         assert_eq!(
             got.iter().map(|d| d.payload.clone()).collect::<Vec<_>>(),
             vec![b"hello".to_vec(), b"world".to_vec()]
         );
         assert_eq!(b.ack_deliveries("chat", s1).unwrap(), 1);
-        assert_eq!(b.deliveries("chat", 10).unwrap()[0].seq, s3);
-        assert_eq!(b.deliveries("other", 10).unwrap().len(), 1);
+        assert_eq!(b.deliveries("chat", 10, usize::MAX).unwrap()[0].seq, s3);
+        assert_eq!(b.deliveries("other", 10, usize::MAX).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn deliveries_stop_at_the_byte_limit_but_always_return_the_first() {
+        let (_d, s) = store(1 << 20);
+        let mut b = s.batch().unwrap();
+        for n in 0..5u8 {
+            b.enqueue_delivery("big", &[n; 32], "dtn://a/", 5, &[n; 1000]).unwrap();
+        }
+        let payloads = |max_bytes| {
+            b.deliveries("big", 10, max_bytes).unwrap().into_iter().map(|d| d.payload[0]).collect::<Vec<_>>()
+        };
+        // Each record is its payload and some metadata: 2 500 bytes hold two.
+        assert_eq!(payloads(2_500), [0, 1]);
+        assert_eq!(payloads(usize::MAX), [0, 1, 2, 3, 4]);
+        // A limit below one record still returns the oldest.
+        assert_eq!(payloads(10), [0]);
+        assert_eq!(payloads(0), [0]);
     }
 }

@@ -34,6 +34,9 @@ use crate::runtime::transport_queue::{ChannelEvents, TransportMsg};
 const FD_BUDGET: usize = 64;
 /// Longest a `recv` may wait.
 const MAX_RECV_WAIT_MS: u64 = 60_000;
+/// Most payload bytes one `recv` reply carries (beyond its first item): what
+/// a request may carry, so a reply is no larger than the largest request.
+const MAX_RECV_BYTES: usize = crate::control::MAX_ATTACHED;
 
 #[derive(Default, Clone, Copy)]
 struct TransportStats {
@@ -777,12 +780,14 @@ impl Node {
 
     /// Up to `max` payloads waiting for `service`, as `recv`'s reply: each
     /// item's payload in base64, or (`binary`) as the reply's attachments in
-    /// item order, the item saying its `payload_len`.
+    /// item order, the item saying its `payload_len`. At most
+    /// [`MAX_RECV_BYTES`] of payloads per reply (but always one): the reply
+    /// is built in memory, and the client asks again for the rest.
     fn deliveries(&mut self, service: &str, max: usize, binary: bool) -> Result<Delivered, String> {
         let mut items = Vec::new();
         let mut data = Vec::new();
         self.with_batch(|_, _, batch| {
-            for d in batch.deliveries(service, max)? {
+            for d in batch.deliveries(service, max, MAX_RECV_BYTES)? {
                 let mut item = json!({
                     "seq": d.seq,
                     "id": encode_hex(&d.id),
