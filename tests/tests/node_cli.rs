@@ -180,18 +180,27 @@ fn control_raw(
     (reply, data)
 }
 
-#[test]
-fn payloads_pass_the_control_api_raw_as_attachments_and_bad_attachments_are_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let node = NodeProc::start(tmp.path(), "[node]\nname = \"solo\"\n");
+/// A raw connection to `node`'s control socket.
+fn control_socket(node: &NodeProc) -> std::io::BufReader<std::os::unix::net::UnixStream> {
+    let s = std::os::unix::net::UnixStream::connect(node.state_dir().join("control.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    std::io::BufReader::new(s)
+}
+
+/// A single node, and the endpoint of its own `inbox` service.
+fn solo_node_with_inbox(dir: &std::path::Path) -> (NodeProc, String) {
+    let node = NodeProc::start(dir, "[node]\nname = \"solo\"\n");
     let out = node.cli(&["id", "--json"]);
     let id: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let dest = format!("{}inbox", id["endpoint"].as_str().unwrap());
-    let connect = || {
-        let s = std::os::unix::net::UnixStream::connect(node.state_dir().join("control.sock")).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        std::io::BufReader::new(s)
-    };
+    (node, dest)
+}
+
+#[test]
+fn payloads_pass_the_control_api_raw_as_attachments_and_bad_attachments_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (node, dest) = solo_node_with_inbox(tmp.path());
+    let connect = || control_socket(&node);
     let mut sock = connect();
 
     // Three payloads, one of them empty and one full of newlines and
@@ -271,13 +280,8 @@ fn a_recv_reply_is_bounded_in_bytes_and_the_rest_comes_on_the_next_call() {
     // gets no more than 16 MiB of them (the node builds a reply in memory),
     // and the next calls get the rest, in order.
     let tmp = tempfile::tempdir().unwrap();
-    let node = NodeProc::start(tmp.path(), "[node]\nname = \"solo\"\n");
-    let out = node.cli(&["id", "--json"]);
-    let id: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let dest = format!("{}inbox", id["endpoint"].as_str().unwrap());
-    let s = std::os::unix::net::UnixStream::connect(node.state_dir().join("control.sock")).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut sock = std::io::BufReader::new(s);
+    let (node, dest) = solo_node_with_inbox(tmp.path());
+    let mut sock = control_socket(&node);
     let payload = |n: u8| vec![n; 1_000_000];
     for half in 0..2u8 {
         let ps: Vec<Vec<u8>> = (0..10).map(|i| payload(half * 10 + i)).collect();
