@@ -34,8 +34,9 @@ use tokio::sync::{mpsc, oneshot};
 /// bounded so a misbehaving client cannot make the node buffer without limit.
 pub const MAX_REQUEST: usize = 8 << 20;
 
-/// Most bytes of attachments one request may carry (in total), bounded
-/// for the same reason as [`MAX_REQUEST`].
+/// Most bytes of attachments one request or reply may carry (in total),
+/// bounded for the same reason as [`MAX_REQUEST`]. (A `recv` reply holds
+/// at most this much, unless its one payload is larger.)
 pub const MAX_ATTACHED: usize = 16 << 20;
 
 /// Most attachments on one request or reply (a bulk `send` takes up to
@@ -89,16 +90,17 @@ pub struct Call {
     pub reply: oneshot::Sender<Reply>,
 }
 
-/// Why a request's declared attachments are refused (before any of their
-/// bytes is read: the connection is closed after the error, since the
-/// bytes that follow cannot be told apart from the next request).
-fn check_attachments(lens: &[u64]) -> Result<(), String> {
+/// Why the attachments a message (`on`: "one request", "the node's
+/// reply") declares are refused, checked before any of their bytes is read.
+/// The node closes the connection after refusing a request, since the bytes
+/// that follow cannot be told apart from the next request.
+fn check_attachments(lens: &[u64], on: &str) -> Result<(), String> {
     if lens.len() > MAX_ATTACHMENTS {
-        return Err(format!("{} attachments on one request (at most {MAX_ATTACHMENTS})", lens.len()));
+        return Err(format!("{} attachments on {on} (at most {MAX_ATTACHMENTS})", lens.len()));
     }
     let total = lens.iter().try_fold(0u64, |t, &n| t.checked_add(n)).unwrap_or(u64::MAX);
     if total > MAX_ATTACHED as u64 {
-        return Err(format!("{total} bytes of attachments on one request (at most {MAX_ATTACHED})"));
+        return Err(format!("{total} bytes of attachments on {on} (at most {MAX_ATTACHED})"));
     }
     Ok(())
 }
@@ -157,7 +159,7 @@ async fn connection(stream: tokio::net::UnixStream, calls: mpsc::Sender<Call>) {
             match serde_json::from_slice::<Request>(&line) {
                 Err(e) => Reply::err(format!("malformed request: {e}")),
                 Ok(request) => {
-                    if let Err(e) = check_attachments(&request.attachments) {
+                    if let Err(e) = check_attachments(&request.attachments, "one request") {
                         let _ = write_reply(&mut write, Reply::err(e)).await;
                         return;
                     }
@@ -249,15 +251,11 @@ impl Client {
             bail!("the node closed the connection without answering");
         }
         let reply: Reply = serde_json::from_str(&answer).context("the node sent a malformed reply")?;
-        if reply.attachments.len() > MAX_ATTACHMENTS {
-            bail!("the node announced {} attachments (at most {MAX_ATTACHMENTS})", reply.attachments.len());
-        }
+        check_attachments(&reply.attachments, "the node's reply").map_err(anyhow::Error::msg)?;
         let mut data = Vec::with_capacity(reply.attachments.len());
         for &n in &reply.attachments {
-            let n = usize::try_from(n).ok().filter(|&n| n <= MAX_ATTACHED).with_context(|| {
-                format!("the node announced an attachment of {n} bytes (at most {MAX_ATTACHED})")
-            })?;
-            let mut bytes = vec![0u8; n];
+            // At most MAX_ATTACHED: checked above.
+            let mut bytes = vec![0u8; n as usize];
             self.stream.read_exact(&mut bytes).with_context(|| {
                 format!("the reply's attachments from {} were cut short", self.path.display())
             })?;
@@ -289,4 +287,41 @@ fn send_all_nosignal(stream: &UnixStream, mut buf: &[u8]) -> std::io::Result<()>
         buf = &buf[n as usize..];
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_attachments_are_checked_in_number_and_in_total() {
+        assert_eq!(check_attachments(&[1, 2, 3], "x"), Ok(()));
+        assert_eq!(check_attachments(&[MAX_ATTACHED as u64], "x"), Ok(()));
+        let too_many = vec![0; MAX_ATTACHMENTS + 1];
+        assert!(check_attachments(&too_many, "x").unwrap_err().contains("10001 attachments on x"));
+        let over = [MAX_ATTACHED as u64 / 2 + 1, MAX_ATTACHED as u64 / 2];
+        assert!(check_attachments(&over, "x").unwrap_err().contains("bytes of attachments on x"));
+        // A sum that overflows is refused, not wrapped.
+        assert!(check_attachments(&[u64::MAX, 2], "x").is_err());
+    }
+
+    #[test]
+    fn the_client_refuses_a_reply_announcing_more_than_it_buffers_before_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut lines = BufReader::new(stream);
+            let mut request = String::new();
+            lines.read_line(&mut request).unwrap();
+            // Two attachments, each within the bound, together over it.
+            let half = MAX_ATTACHED / 2 + 1;
+            let reply = format!("{{\"ok\":true,\"result\":{{}},\"attachments\":[{half},{half}]}}\n");
+            std::io::Write::write_all(lines.get_mut(), reply.as_bytes()).unwrap();
+        });
+        let err = Client::connect(&path).unwrap().call_with("recv", Value::Null, &[]).unwrap_err();
+        assert!(err.to_string().contains("bytes of attachments on the node's reply"), "{err}");
+        server.join().unwrap();
+    }
 }
