@@ -312,9 +312,7 @@ impl Netns {
     /// namespace (seen: "cannot open UDP port 4556: Address already in
     /// use" in a CI run).
     pub fn new(tag: &str) -> Result<Netns, String> {
-        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("mp-{tag}-{}-{n}", std::process::id());
+        let name = format!("mp-{tag}-{}-{}", std::process::id(), next_serial());
         let _ = ip(&["netns", "del", &name]);
         ip(&["netns", "add", &name])?;
         let ns = Netns { name };
@@ -430,10 +428,16 @@ impl NodeProc {
 /// their namespaces): a pid alone is shared by the tests of one process,
 /// which run in parallel.
 fn veth_names() -> (String, String) {
-    static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let base = format!("mv{}x{n}", std::process::id() % 100_000);
+    let base = format!("mv{}x{}", std::process::id() % 100_000, next_serial());
     (format!("{base}a"), format!("{base}b"))
+}
+
+/// A number no earlier call in this process returned: with the pid, it
+/// makes the names of namespaces and interfaces unique across the tests of
+/// one process, which run in parallel.
+fn next_serial() -> u32 {
+    static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// An Ethernet switch: a Linux bridge in a namespace of its own, so several
