@@ -190,9 +190,7 @@ fn control_socket(node: &NodeProc) -> std::io::BufReader<std::os::unix::net::Uni
 /// A single node, and the endpoint of its own `inbox` service.
 fn solo_node_with_inbox(dir: &std::path::Path) -> (NodeProc, String) {
     let node = NodeProc::start(dir, "[node]\nname = \"solo\"\n");
-    let out = node.cli(&["id", "--json"]);
-    let id: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let dest = format!("{}inbox", id["endpoint"].as_str().unwrap());
+    let dest = format!("{}inbox", node.id().1);
     (node, dest)
 }
 
@@ -200,8 +198,7 @@ fn solo_node_with_inbox(dir: &std::path::Path) -> (NodeProc, String) {
 fn payloads_pass_the_control_api_raw_as_attachments_and_bad_attachments_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let (node, dest) = solo_node_with_inbox(tmp.path());
-    let connect = || control_socket(&node);
-    let mut sock = connect();
+    let mut sock = control_socket(&node);
 
     // Three payloads, one of them empty and one full of newlines and
     // bytes that are not UTF-8: they come back exactly, in order.
@@ -257,7 +254,7 @@ fn payloads_pass_the_control_api_raw_as_attachments_and_bad_attachments_are_refu
     assert_eq!(std::io::BufRead::read_line(&mut sock, &mut rest).unwrap(), 0, "the connection stayed open");
 
     // The node keeps serving, and nothing was delivered by the refusals.
-    let mut sock = connect();
+    let mut sock = control_socket(&node);
     let recv_now = serde_json::json!({"method": "recv", "params": {"service": "inbox", "binary": true}});
     let (reply, data) = control_raw(&mut sock, &recv_now, &[]);
     assert_eq!(reply["result"]["items"], serde_json::json!([]), "{reply}");
