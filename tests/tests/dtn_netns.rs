@@ -360,8 +360,9 @@ fn a_hostile_peer_cannot_stop_the_node_and_honest_traffic_still_arrives() {
 /// A neighbour's first datagram may be a frame, its HELLO, before any
 /// beacon: the UDP transport then reports the link up and delivers the frame
 /// in one read. The node must handle the two in that order, or it drops the
-/// HELLO as coming from an unknown link, and a peer that does not repeat it
-/// (or repeats it only after a retransmission interval) is not identified.
+/// HELLO as coming from an unknown link: a peer that repeats its HELLO is
+/// then identified a retransmission interval late, and one that does not
+/// (this test's) never.
 #[test]
 #[ignore = "slow: network namespaces"]
 fn a_hello_that_comes_with_its_link_up_identifies_the_neighbour() {
